@@ -1,0 +1,21 @@
+//! Marquee's pure model: commands, facts, aggregates and the rules that connect them.
+//!
+//! Everything here is synchronous and deterministic: no IO, no tokio, no sqlx, no clock reads
+//! and no randomness. Time (`now`) and anything random (ticket codes, ids) come in as arguments,
+//! so a decision can be replayed and tested as a plain function call.
+//!
+//! Each aggregate lives in its own module with the same shape:
+//! `decide(&State, Command, now) -> Result<Vec<Fact>, Error>` and `evolve(State, &Fact) -> State`.
+
+pub mod codec;
+pub mod event;
+pub mod ids;
+pub mod money;
+pub mod venue;
+
+pub use codec::{DecodeError, FactCodec};
+pub use ids::{EventId, RegistrationId, TicketCode, TicketTypeId, VenueId};
+pub use money::Money;
+
+/// A point in time, always UTC. The domain never reads the clock: callers pass `now` in.
+pub type Timestamp = chrono::DateTime<chrono::Utc>;

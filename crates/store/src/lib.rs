@@ -1,0 +1,206 @@
+//! Marquee's log: the [`EventStore`] trait and its backends (SQLite, Postgres, in-memory).
+//!
+//! The log is the system of record. It stores facts as opaque JSON with their metadata and knows
+//! nothing about the domain: what a fact means is `marquee-domain`'s business. Backends are
+//! chosen by URL in [`connect`]: `sqlite://…` (the embedded default), `postgres://…`, `memory:`.
+//!
+//! Contract every backend passes (see `tests/contract.rs`):
+//! - `append` is atomic and checks the expected revision; a mismatch is
+//!   [`StoreError::WrongExpectedRevision`] and nothing is written.
+//! - positions are strictly increasing in commit order: a reader that has seen position `p` never
+//!   later receives a fact with a lower position (the gapless tail).
+//! - re-appending a fact id that is already stored is a no-op.
+//! - `subscribe` = catch-up then live, no loss, no duplicates, in position order.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// The revision the caller expects a stream to be at when appending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpectedRevision {
+    /// No check.
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream's last fact must have this revision (revisions count from 0).
+    Exact(u64),
+}
+
+/// Who and what caused a fact. Stored with every fact.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FactMetadata {
+    /// Ties together every fact caused by one request (the request id).
+    pub correlation_id: Option<Uuid>,
+    /// The fact or command that directly caused this one.
+    pub causation_id: Option<Uuid>,
+    /// Who issued the command (user id, token id, `system`, …).
+    pub actor: Option<String>,
+}
+
+/// A fact to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewFact {
+    /// UUID v7. Appending a fact id that is already stored is a no-op.
+    pub fact_id: Uuid,
+    /// e.g. `RegistrationConfirmed`.
+    pub fact_type: String,
+    pub schema_version: u32,
+    pub data: Value,
+    pub metadata: FactMetadata,
+}
+
+/// A fact as the log holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedFact {
+    /// Place in the global log, from 1, strictly increasing in commit order.
+    pub position: u64,
+    pub stream: String,
+    /// Place in its stream, from 0.
+    pub revision: u64,
+    pub fact_id: Uuid,
+    pub fact_type: String,
+    pub schema_version: u32,
+    pub data: Value,
+    pub metadata: FactMetadata,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// A command's remembered answer, kept under its `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotentResponse {
+    /// Hash of the request (method, path, body) the key was first used with.
+    pub request_hash: String,
+    /// HTTP status of the first answer.
+    pub status: u16,
+    /// JSON body of the first answer.
+    pub body: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Remember `response` under `key`, in the same transaction as the append it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdempotencyWrite {
+    pub key: String,
+    pub response: IdempotentResponse,
+}
+
+/// One atomic append to one stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendRequest {
+    pub stream: String,
+    pub expected: ExpectedRevision,
+    /// At least one fact.
+    pub facts: Vec<NewFact>,
+    /// Written atomically with the facts when present.
+    pub idempotency: Option<IdempotencyWrite>,
+}
+
+/// What an accepted append wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appended {
+    /// Position of the first fact of this append.
+    pub first_position: u64,
+    /// Position of the last fact of this append: what the API reports as `Marquee-Position`.
+    pub last_position: u64,
+    /// Revision of the stream's last fact after the append.
+    pub revision: u64,
+}
+
+/// A cached aggregate state at a revision. A cache only: deleting snapshots changes no answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub stream: String,
+    /// Revision of the last fact folded into `state`.
+    pub revision: u64,
+    /// Version of the state's shape; a snapshot of another version is ignored.
+    pub schema_version: u32,
+    pub state: Value,
+}
+
+/// Infrastructure failures, plus the one domain-neutral rule the log itself enforces.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The stream was not at the expected revision; nothing was written.
+    #[error("stream {stream}: expected {expected:?}, actual revision {actual:?}")]
+    WrongExpectedRevision {
+        stream: String,
+        expected: ExpectedRevision,
+        /// `None` when the stream does not exist.
+        actual: Option<u64>,
+    },
+    /// The request itself is unusable (empty append, bad stream name).
+    #[error("invalid append: {0}")]
+    Invalid(String),
+    /// The URL names no backend this build knows.
+    #[error("unsupported database URL: {0}")]
+    UnsupportedUrl(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying migrations failed.
+    #[error("migration error: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// A stored row could not be decoded.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// The store is shutting down.
+    #[error("store is closed")]
+    Closed,
+}
+
+/// A live feed of facts in position order; ends only on error or when the store closes.
+pub type FactStream = BoxStream<'static, Result<RecordedFact, StoreError>>;
+
+/// The log. Shared as `Arc<dyn EventStore>`.
+#[async_trait::async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends atomically, checking `expected`. Concurrent appends may be gathered into one
+    /// transaction (group commit) by the backend; each is still checked on its own.
+    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError>;
+
+    /// Facts of one stream with `revision >= from_revision`, at most `limit`, in revision order.
+    async fn read_stream(
+        &self,
+        stream: &str,
+        from_revision: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedFact>, StoreError>;
+
+    /// Facts with `position > after`, at most `limit`, in position order. Never returns a fact
+    /// while an earlier position could still commit (the gapless tail).
+    async fn read_all(&self, after: u64, limit: usize) -> Result<Vec<RecordedFact>, StoreError>;
+
+    /// The highest position a reader can see now (0 for an empty log).
+    async fn head_position(&self) -> Result<u64, StoreError>;
+
+    /// Catch-up from `after`, then live. No loss, no duplicates, position order.
+    fn subscribe(&self, after: u64) -> FactStream;
+
+    /// The remembered answer for an idempotency key, if any (and not expired).
+    async fn idempotency_get(&self, key: &str) -> Result<Option<IdempotentResponse>, StoreError>;
+
+    /// Remembers an answer that appended nothing (a rejected command). Keeps the first if the key
+    /// already exists.
+    async fn idempotency_put(&self, write: IdempotencyWrite) -> Result<(), StoreError>;
+
+    /// The newest snapshot of `stream`, if any.
+    async fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>, StoreError>;
+
+    /// Stores a snapshot, replacing an older one of the same stream.
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError>;
+}
+
+/// Opens the backend a URL names and applies its migrations.
+///
+/// - `sqlite://PATH` (created if missing; WAL, `synchronous=FULL`, one writer)
+/// - `postgres://…` / `postgresql://…`
+/// - `memory:` (tests and demos; nothing persists)
+pub async fn connect(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
+    let _ = url;
+    unimplemented!("filled in by the store work")
+}
