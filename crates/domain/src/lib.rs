@@ -11,6 +11,7 @@ pub mod codec;
 pub mod event;
 pub mod ids;
 pub mod money;
+pub mod testing;
 pub mod venue;
 
 pub use codec::{DecodeError, FactCodec};

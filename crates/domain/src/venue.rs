@@ -106,7 +106,10 @@ fn check_text(field: &'static str, value: &str) -> Result<(), VenueError> {
         return Err(invalid(field, "must not be empty"));
     }
     if value.chars().count() > MAX_TEXT_LEN {
-        return Err(invalid(field, format!("must be at most {MAX_TEXT_LEN} characters")));
+        return Err(invalid(
+            field,
+            format!("must be at most {MAX_TEXT_LEN} characters"),
+        ));
     }
     Ok(())
 }
