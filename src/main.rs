@@ -1,1 +1,264 @@
-fn main() {}
+//! The `marquee` command: composes the services. Embedded by default (`marquee serve`: one
+//! process, one SQLite file); each service can also run alone against a shared database.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use marquee_projector::{Projector, ReadModels};
+use marquee_query_api::QueryState;
+use marquee_store::EventStore;
+use tokio::sync::watch;
+
+/// Marquee: an event-sourced event management backend.
+#[derive(Debug, Parser)]
+#[command(name = "marquee", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything in one process: command API, projector and query API (embedded default).
+    Serve(ServeArgs),
+    /// Run only the command API (writes).
+    CommandApi(CommandApiArgs),
+    /// Run only the projector (folds the log into read models).
+    Projector(StorageArgs),
+    /// Run only the query API (reads).
+    QueryApi(QueryApiArgs),
+}
+
+/// Where the log and read models live.
+#[derive(Debug, Clone, Args)]
+struct StorageArgs {
+    /// Directory for the embedded SQLite database (used when no database URL is given).
+    #[arg(long, env = "MARQUEE_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// `sqlite://PATH`, `postgres://…` or `memory:`. Default: `sqlite://<data-dir>/marquee.db`.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl StorageArgs {
+    fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("marquee.db").display()))
+    }
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Address of the command API.
+    #[arg(long, env = "MARQUEE_COMMAND_ADDR", default_value = "127.0.0.1:8080")]
+    command_addr: SocketAddr,
+    /// Address of the query API.
+    #[arg(long, env = "MARQUEE_QUERY_ADDR", default_value = "127.0.0.1:8081")]
+    query_addr: SocketAddr,
+    /// Longest a query waits for `Marquee-Min-Position`, in milliseconds.
+    #[arg(long, env = "MARQUEE_MIN_POSITION_TIMEOUT_MS", default_value_t = 2000)]
+    min_position_timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+struct CommandApiArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Address of the command API.
+    #[arg(long, env = "MARQUEE_COMMAND_ADDR", default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+struct QueryApiArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Address of the query API.
+    #[arg(long, env = "MARQUEE_QUERY_ADDR", default_value = "127.0.0.1:8081")]
+    addr: SocketAddr,
+    /// Longest a query waits for `Marquee-Min-Position`, in milliseconds.
+    #[arg(long, env = "MARQUEE_MIN_POSITION_TIMEOUT_MS", default_value_t = 2000)]
+    min_position_timeout_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MARQUEE_LOG")
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+    });
+    match cli.command {
+        Command::Serve(args) => serve(args, stopped).await,
+        Command::CommandApi(args) => {
+            let store = open_store(&args.storage).await?;
+            run_command_api(store, args.addr, stopped).await
+        }
+        Command::Projector(args) => {
+            let store = open_store(&args).await?;
+            let read = ReadModels::connect(&args.url())
+                .await
+                .context("opening the read models")?;
+            run_projector(store, read, stopped).await;
+            Ok(())
+        }
+        Command::QueryApi(args) => {
+            let store = open_store(&args.storage).await?;
+            let read = ReadModels::connect(&args.storage.url())
+                .await
+                .context("opening the read models")?;
+            let state = QueryState {
+                read,
+                store,
+                min_position_timeout: Duration::from_millis(args.min_position_timeout_ms),
+            };
+            run_query_api(state, args.addr, stopped).await
+        }
+    }
+}
+
+async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let store = open_store(&args.storage).await?;
+    let read = ReadModels::connect(&args.storage.url())
+        .await
+        .context("opening the read models")?;
+    let projector = tokio::spawn(run_projector(store.clone(), read.clone(), stopped.clone()));
+    let query_state = QueryState {
+        read,
+        store: store.clone(),
+        min_position_timeout: Duration::from_millis(args.min_position_timeout_ms),
+    };
+    let commands = run_command_api(store, args.command_addr, stopped.clone());
+    let queries = run_query_api(query_state, args.query_addr, stopped);
+    let (commands, queries) = tokio::join!(commands, queries);
+    projector.await.context("projector task")?;
+    commands?;
+    queries?;
+    Ok(())
+}
+
+async fn open_store(storage: &StorageArgs) -> anyhow::Result<Arc<dyn EventStore>> {
+    let url = storage.url();
+    if url.starts_with("sqlite://") {
+        std::fs::create_dir_all(&storage.data_dir)
+            .with_context(|| format!("creating {}", storage.data_dir.display()))?;
+    }
+    marquee_store::connect(&url)
+        .await
+        .with_context(|| format!("opening the log at {}", redact(&url)))
+}
+
+/// The URL without a password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+async fn run_command_api(
+    store: Arc<dyn EventStore>,
+    addr: SocketAddr,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let state = marquee_command_api::CommandState::new(store);
+    let app = marquee_command_api::Application::build(addr, state)
+        .await
+        .with_context(|| format!("binding the command API to {addr}"))?;
+    println!(
+        "marquee: command API on http://{}:{}",
+        addr.ip(),
+        app.port()
+    );
+    app.run_until_stopped(shutdown(stopped)).await?;
+    Ok(())
+}
+
+async fn run_query_api(
+    state: QueryState,
+    addr: SocketAddr,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let app = marquee_query_api::Application::build(addr, state)
+        .await
+        .with_context(|| format!("binding the query API to {addr}"))?;
+    println!("marquee: query API on http://{}:{}", addr.ip(), app.port());
+    app.run_until_stopped(shutdown(stopped)).await?;
+    Ok(())
+}
+
+/// Runs the projector until shutdown, restarting it (from its checkpoint) after a failure.
+async fn run_projector(
+    store: Arc<dyn EventStore>,
+    read: ReadModels,
+    stopped: watch::Receiver<bool>,
+) {
+    println!("marquee: projector running");
+    loop {
+        let projector = Projector::new(store.clone(), read.clone());
+        match projector.run(shutdown(stopped.clone())).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "projector failed; restarting from its checkpoint")
+            }
+        }
+        let mut stopped = stopped.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Resolves when the shutdown flag is raised.
+fn shutdown(mut stopped: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

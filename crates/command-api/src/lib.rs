@@ -1,1 +1,110 @@
-//! placeholder
+//! Marquee's command API: the HTTP side of writes.
+//!
+//! Every route parses and validates its body, turns it into a domain command, and runs it through
+//! the [`engine`] (load the stream → `decide` → append with the expected revision). Accepted
+//! commands answer with the position of their last fact, in the body and in `Marquee-Position`;
+//! refused ones answer RFC 9457 problem+json with a stable `code` ([`error`]).
+//!
+//! What must not live here: business rules (they are in `marquee-domain`) and SQL (it is in
+//! `marquee-store`).
+
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod extract;
+pub mod idempotency;
+pub mod venues;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use marquee_domain::Timestamp;
+use marquee_store::EventStore;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::engine::Engine;
+use crate::error::ApiError;
+use crate::idempotency::InFlight;
+
+/// Response header carrying the position of an accepted command's last fact.
+pub const POSITION_HEADER: &str = "marquee-position";
+
+/// Shared state of the command routes.
+#[derive(Clone)]
+pub struct CommandState {
+    /// Runs commands against the log.
+    pub engine: Arc<Engine>,
+    /// Idempotency keys being processed right now.
+    pub in_flight: Arc<InFlight>,
+}
+
+impl CommandState {
+    /// State over `store` with the system clock.
+    pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self::with_clock(store, Arc::new(chrono::Utc::now))
+    }
+
+    /// State over `store` reading time from `clock` (tests use a fixed or stepping clock).
+    pub fn with_clock(
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    ) -> Self {
+        Self {
+            engine: Arc::new(Engine::new(store, clock)),
+            in_flight: Arc::new(InFlight::default()),
+        }
+    }
+}
+
+/// All command routes, with problem+json answers for unknown routes and methods.
+pub fn router(state: CommandState) -> Router {
+    Router::new()
+        .merge(venues::router())
+        .merge(events::router())
+        .route("/health", axum::routing::get(health))
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The command API bound to a socket, ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Binds `addr` (port 0 picks a free port).
+    pub async fn build(addr: SocketAddr, state: CommandState) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Self {
+            listener,
+            router: router(state),
+        })
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

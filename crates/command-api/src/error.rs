@@ -1,0 +1,263 @@
+//! The command API's one error type and how it becomes an RFC 9457 problem+json answer.
+//!
+//! Domain refusals (a rule said no) become 4xx with a stable `code`; infrastructure failures
+//! become 5xx, are logged with their cause, and are never shown to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use marquee_domain::event::EventError;
+use marquee_domain::venue::VenueError;
+use marquee_store::StoreError;
+use serde_json::{Value, json};
+
+/// Everything a command route can answer with besides success.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A rule of the event aggregate refused the command.
+    #[error(transparent)]
+    Event(#[from] EventError),
+    /// A rule of the venue aggregate refused the command.
+    #[error(transparent)]
+    Venue(#[from] VenueError),
+    /// The body is not JSON at all.
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    /// The body is JSON but not the expected shape (unknown field, wrong type, missing field).
+    #[error("{0}")]
+    Validation(String),
+    /// Content-Type is not `application/json`.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// The body is larger than the limit.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// A path id that does not exist or is not a UUID.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// No such route.
+    #[error("no such route")]
+    NoRoute,
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The same `Idempotency-Key` was used with a different request.
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    /// The first request with this `Idempotency-Key` is still being processed.
+    #[error("a request with this Idempotency-Key is still in progress")]
+    IdempotencyInFlight,
+    /// The `Idempotency-Key` header is unusable.
+    #[error("Idempotency-Key must be 1 to 255 visible ASCII characters")]
+    BadIdempotencyKey,
+    /// Concurrent writers kept winning the race for this stream; the client may retry.
+    #[error("the resource was changed concurrently; retry the request")]
+    Contention,
+    /// The log failed.
+    #[error("store failure: {0}")]
+    Store(#[from] StoreError),
+    /// A stored fact could not be decoded.
+    #[error("corrupt fact: {0}")]
+    Decode(#[from] marquee_domain::DecodeError),
+}
+
+/// The fields of an answer: status, stable code, title, and extra members.
+struct Problem {
+    status: StatusCode,
+    code: &'static str,
+    title: &'static str,
+    extra: Value,
+}
+
+impl Problem {
+    fn new(status: StatusCode, code: &'static str, title: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            title,
+            extra: Value::Null,
+        }
+    }
+
+    fn with(mut self, extra: Value) -> Self {
+        self.extra = extra;
+        self
+    }
+}
+
+impl ApiError {
+    fn problem(&self) -> Problem {
+        use StatusCode as S;
+        match self {
+            ApiError::Event(e) => event_problem(e),
+            ApiError::Venue(e) => match e {
+                VenueError::Invalid { field, .. } => Problem::new(
+                    S::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    "Invalid request",
+                )
+                .with(json!({ "field": field })),
+                VenueError::AlreadyExists => Problem::new(S::CONFLICT, "conflict", "Conflict"),
+                VenueError::NotFound => Problem::new(S::NOT_FOUND, "not_found", "Not found"),
+            },
+            ApiError::MalformedJson(_) => {
+                Problem::new(S::BAD_REQUEST, "malformed_json", "Malformed JSON")
+            }
+            ApiError::Validation(_) => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Invalid request",
+            ),
+            ApiError::UnsupportedMediaType => Problem::new(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported media type",
+            ),
+            ApiError::PayloadTooLarge { .. } => Problem::new(
+                S::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload too large",
+            ),
+            ApiError::NotFound(_) | ApiError::NoRoute => {
+                Problem::new(S::NOT_FOUND, "not_found", "Not found")
+            }
+            ApiError::MethodNotAllowed => Problem::new(
+                S::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method not allowed",
+            ),
+            ApiError::IdempotencyKeyReused => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "Idempotency key reused",
+            ),
+            ApiError::IdempotencyInFlight => Problem::new(
+                S::CONFLICT,
+                "idempotency_key_in_flight",
+                "Request in progress",
+            ),
+            ApiError::BadIdempotencyKey => {
+                Problem::new(S::BAD_REQUEST, "validation_failed", "Invalid request")
+                    .with(json!({ "field": "Idempotency-Key" }))
+            }
+            ApiError::Contention => Problem::new(S::CONFLICT, "conflict", "Conflict"),
+            ApiError::Store(StoreError::Closed) => {
+                Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
+            }
+            ApiError::Store(_) | ApiError::Decode(_) => {
+                Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
+            }
+        }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.problem().status
+    }
+}
+
+fn event_problem(error: &EventError) -> Problem {
+    use StatusCode as S;
+    match error {
+        EventError::Invalid { field, .. } => Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "Invalid request",
+        )
+        .with(json!({ "field": field })),
+        EventError::VenueNotFound => Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "Invalid request",
+        )
+        .with(json!({ "field": "venue_id" })),
+        EventError::AlreadyExists
+        | EventError::DuplicateTicketType
+        | EventError::RegistrationExists => Problem::new(S::CONFLICT, "conflict", "Conflict"),
+        EventError::NotFound
+        | EventError::TicketTypeNotFound
+        | EventError::RegistrationNotFound => Problem::new(S::NOT_FOUND, "not_found", "Not found"),
+        EventError::CapacityExceedsVenue {
+            capacity,
+            venue_capacity,
+        } => Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "capacity_exceeds_venue",
+            "Capacity exceeds the venue",
+        )
+        .with(json!({ "capacity": capacity, "venue_capacity": venue_capacity })),
+        EventError::CapacityBelowSold { capacity, sold } => Problem::new(
+            S::CONFLICT,
+            "capacity_below_sold",
+            "Capacity below seats sold",
+        )
+        .with(json!({ "capacity": capacity, "sold": sold })),
+        EventError::InvalidState { status, .. } => {
+            Problem::new(S::CONFLICT, "invalid_state", "Not allowed in this state")
+                .with(json!({ "event_status": status }))
+        }
+        EventError::NotOnSale => Problem::new(S::CONFLICT, "event_not_on_sale", "Not on sale"),
+        EventError::Cancelled => Problem::new(S::CONFLICT, "event_cancelled", "Event cancelled"),
+        EventError::Ended => Problem::new(S::CONFLICT, "event_ended", "Event ended"),
+        EventError::SalesNotOpen { opens_at } => {
+            Problem::new(S::CONFLICT, "sales_not_open", "Sales not open")
+                .with(json!({ "opens_at": opens_at }))
+        }
+        EventError::SalesClosed { closed_at } => {
+            Problem::new(S::CONFLICT, "sales_closed", "Sales closed")
+                .with(json!({ "closed_at": closed_at }))
+        }
+        EventError::OrderLimitExceeded { max } => Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "order_limit_exceeded",
+            "Order limit exceeded",
+        )
+        .with(json!({ "max_per_order": max })),
+        EventError::SoldOut { available } => Problem::new(S::CONFLICT, "sold_out", "Sold out")
+            .with(json!({ "available": available })),
+        EventError::PaymentRequired => Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "payment_required",
+            "Paid tickets not supported",
+        ),
+        EventError::RegistrationAlreadyCancelled => {
+            Problem::new(S::CONFLICT, "already_cancelled", "Already cancelled")
+        }
+    }
+}
+
+impl ApiError {
+    /// The status and problem+json body this error answers with.
+    pub fn problem_body(&self) -> (StatusCode, Value) {
+        let problem = self.problem();
+        let detail = if problem.status.is_server_error() {
+            // The cause goes to the log, never to the client.
+            tracing::error!(error = %self, "command failed");
+            "The server could not complete the request.".to_owned()
+        } else {
+            self.to_string()
+        };
+        let mut body = json!({
+            "type": format!("https://marquee.dev/problems/{}", problem.code),
+            "title": problem.title,
+            "status": problem.status.as_u16(),
+            "detail": detail,
+            "code": problem.code,
+        });
+        if let (Value::Object(body), Value::Object(extra)) = (&mut body, problem.extra) {
+            body.extend(extra);
+        }
+        (problem.status, body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.problem_body();
+        let mut response = (status, axum::Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}

@@ -1,0 +1,9 @@
+//! Black-box tests: the real `marquee` binary, spoken to over HTTP.
+//!
+//! Every scenario runs on the embedded SQLite default and on Postgres (test names containing
+//! `postgres`), each with its own fresh data directory or database.
+
+mod bad_input;
+mod helpers;
+mod idempotency;
+mod walking_skeleton;
