@@ -11,6 +11,20 @@
 //!   later receives a fact with a lower position (the gapless tail).
 //! - re-appending a fact id that is already stored is a no-op.
 //! - `subscribe` = catch-up then live, no loss, no duplicates, in position order.
+//!
+//! Layout: `plan` decides what a batch of appends writes (pure, shared by every
+//! backend); `writer` runs the group commit that SQLite and Postgres share; `tail` is the one
+//! `subscribe` implementation; `memory`, `sqlite` and `postgres` are the backends; [`testing`]
+//! gives other crates' tests a throw-away Postgres database.
+
+mod codec;
+mod memory;
+mod plan;
+mod postgres;
+mod sqlite;
+mod tail;
+pub mod testing;
+mod writer;
 
 use std::sync::Arc;
 
@@ -151,6 +165,14 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("store is closed")]
     Closed,
+    /// The append carried an idempotency key that is already stored (and not expired), so
+    /// nothing was written. This is how two concurrent requests with the same key are told
+    /// apart: the loser should answer with [`EventStore::idempotency_get`]'s stored response.
+    #[error("idempotency key already used: {key}")]
+    IdempotencyKeyTaken {
+        /// The key that was already stored.
+        key: String,
+    },
 }
 
 /// A live feed of facts in position order; ends only on error or when the store closes.
@@ -193,6 +215,48 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Stores a snapshot, replacing an older one of the same stream.
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError>;
+
+    /// Snapshot policy for the command side: save a snapshot when a stream has grown by at least
+    /// this many facts since its last snapshot (or since revision 0). `0` turns snapshots off.
+    /// Set with [`StoreOptions::snapshot_every`]; the store itself never snapshots anything.
+    fn snapshot_every(&self) -> u64 {
+        DEFAULT_SNAPSHOT_EVERY
+    }
+}
+
+/// Default for [`StoreOptions::snapshot_every`].
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 500;
+
+/// How long an idempotency key answers: [`EventStore::idempotency_get`] ignores older entries and
+/// a new write may replace them.
+pub const IDEMPOTENCY_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// Entries older than this are deleted opportunistically (twice the TTL, so a clock skew between
+/// writers never deletes a key that still answers).
+pub const IDEMPOTENCY_RETENTION: chrono::TimeDelta = chrono::TimeDelta::hours(48);
+
+/// Tuning for [`connect_with`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Returned by [`EventStore::snapshot_every`]: the command side snapshots an aggregate every
+    /// this many facts. `0` disables snapshots.
+    pub snapshot_every: u64,
+    /// How many queued appends the group-commit writer gathers into one transaction at most.
+    pub max_batch: usize,
+    /// How often a live subscriber re-reads the log when nothing woke it. Covers appends made by
+    /// other processes (whose wake-ups this process never sees on SQLite, and may miss on
+    /// Postgres while LISTEN is reconnecting).
+    pub poll_interval: std::time::Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+            max_batch: 256,
+            poll_interval: std::time::Duration::from_millis(500),
+        }
+    }
 }
 
 /// Opens the backend a URL names and applies its migrations.
@@ -201,6 +265,23 @@ pub trait EventStore: Send + Sync + 'static {
 /// - `postgres://…` / `postgresql://…`
 /// - `memory:` (tests and demos; nothing persists)
 pub async fn connect(url: &str) -> Result<Arc<dyn EventStore>, StoreError> {
-    let _ = url;
-    unimplemented!("filled in by the store work")
+    connect_with(url, StoreOptions::default()).await
+}
+
+/// [`connect`] with explicit [`StoreOptions`].
+pub async fn connect_with(
+    url: &str,
+    options: StoreOptions,
+) -> Result<Arc<dyn EventStore>, StoreError> {
+    if url == "memory:" || url.starts_with("memory:") {
+        Ok(Arc::new(memory::MemoryStore::new(options)))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, options).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::from(
+            postgres::PostgresStore::connect(url, options).await?,
+        ))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
 }
