@@ -101,8 +101,10 @@ fn invalid(field: &'static str, message: impl Into<String>) -> VenueError {
     }
 }
 
+/// Checks `value` as it will be stored: trimmed, non-empty, at most [`MAX_TEXT_LEN`] characters.
 fn check_text(field: &'static str, value: &str) -> Result<(), VenueError> {
-    if value.trim().is_empty() {
+    let value = value.trim();
+    if value.is_empty() {
         return Err(invalid(field, "must not be empty"));
     }
     if value.chars().count() > MAX_TEXT_LEN {
@@ -152,7 +154,7 @@ pub fn decide(
                 city: city.trim().to_owned(),
                 address: address.map(|a| a.trim().to_owned()),
                 capacity,
-                timezone,
+                timezone: timezone.trim().to_owned(),
                 created_at: now,
             }])
         }
@@ -204,3 +206,6 @@ pub fn evolve(mut state: Venue, fact: &VenueFact) -> Venue {
     }
     state
 }
+
+#[cfg(test)]
+mod tests;
