@@ -1,1 +1,26 @@
-//! placeholder
+//! Marquee's projector: folds the log into read models and serves typed reads of them.
+//!
+//! What lives here: the read-model schema (`migrations/sqlite`, `migrations/postgres`), the
+//! [`ReadModels`] handle on the read-model database, the [`Projector`] loop that follows the log
+//! and applies facts in batches, and the typed queries the query API runs ([`queries`]).
+//! Every batch writes its rows and the checkpoint in one transaction, so a restart or a
+//! redelivered fact never counts anything twice, and the read models can be dropped and rebuilt
+//! from the log at any time.
+//!
+//! What must not live here: HTTP (that is `marquee-query-api`), business rules (the projector
+//! records what facts say; it never decides anything — `marquee-domain` does), and writes to the
+//! log.
+//!
+//! One code path serves SQLite and Postgres: sqlx's `Any` driver with portable SQL, ids and
+//! timestamps as text, counts and money as BIGINT. See the migration files for the schema.
+
+mod apply;
+mod error;
+mod projector;
+pub mod queries;
+mod read_models;
+mod time;
+
+pub use error::ProjectorError;
+pub use projector::Projector;
+pub use read_models::{PROJECTION, ReadModels};

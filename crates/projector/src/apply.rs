@@ -1,0 +1,729 @@
+//! Applying facts to the read models, one batch per transaction.
+//!
+//! A batch locks and reads the checkpoint, skips every fact at or below it, applies the rest and
+//! moves the checkpoint, all in one transaction: a crash loses the whole batch or nothing, and a
+//! redelivered fact counts nothing twice. Events touched by a batch are loaded once, changed in
+//! memory and written back once at the end, so a burst of registrations on one event costs one
+//! read and one write, not one per fact.
+
+use std::collections::HashMap;
+
+use marquee_domain::FactCodec;
+use marquee_domain::event::{DetailsChange, EventFact, EventStatus};
+use marquee_domain::venue::VenueFact;
+use marquee_store::RecordedFact;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyConnection, Row, Transaction};
+use uuid::Uuid;
+
+use crate::ProjectorError;
+use crate::read_models::{PROJECTION, ReadModels, to_u64};
+use crate::time::to_text;
+
+/// Applies `facts` (in position order) in one transaction and returns the checkpoint after it.
+pub(crate) async fn apply_batch(
+    read: &ReadModels,
+    facts: &[RecordedFact],
+) -> Result<u64, ProjectorError> {
+    let mut tx: Transaction<'static, Any> = read.begin_write().await?;
+    // A no-op write takes the checkpoint row's lock on Postgres, so two projectors on one
+    // database apply batches one after the other instead of both applying the same facts.
+    sqlx::query("UPDATE projector_checkpoints SET position = position WHERE projection = $1")
+        .bind(PROJECTION)
+        .execute(&mut *tx)
+        .await?;
+    let row = sqlx::query("SELECT position FROM projector_checkpoints WHERE projection = $1")
+        .bind(PROJECTION)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let checkpoint = match row {
+        Some(row) => to_u64(row.try_get::<i64, _>("position")?)?,
+        None => {
+            sqlx::query("INSERT INTO projector_checkpoints (projection, position) VALUES ($1, 0)")
+                .bind(PROJECTION)
+                .execute(&mut *tx)
+                .await?;
+            0
+        }
+    };
+
+    let mut batch = Batch::default();
+    let mut applied = checkpoint;
+    for fact in facts.iter().filter(|f| f.position > checkpoint) {
+        if fact.position <= applied {
+            tracing::warn!(
+                position = fact.position,
+                "fact out of position order, skipped"
+            );
+            continue;
+        }
+        batch.apply(&mut tx, fact).await?;
+        applied = fact.position;
+    }
+    if applied == checkpoint {
+        // Everything was already applied: nothing to write.
+        tx.rollback().await?;
+        return Ok(checkpoint);
+    }
+    batch.flush(&mut tx).await?;
+    sqlx::query("UPDATE projector_checkpoints SET position = $1 WHERE projection = $2")
+        .bind(to_i64(applied))
+        .bind(PROJECTION)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// The events a batch has touched, loaded once and written back at the end.
+#[derive(Default)]
+struct Batch {
+    /// By event id text; `None` caches "no such event in the read models".
+    events: HashMap<String, Option<EventDoc>>,
+}
+
+/// One `event_listing` row with its `event_capacity` rows.
+struct EventDoc {
+    listing: Listing,
+    ticket_types: Vec<TicketTypeRow>,
+    dirty: bool,
+}
+
+/// An `event_listing` row as stored.
+struct Listing {
+    event_id: String,
+    venue_id: String,
+    venue_name: String,
+    city: String,
+    title: String,
+    description: String,
+    category: String,
+    status: &'static str,
+    starts_at: String,
+    ends_at: String,
+    timezone: String,
+    capacity: i64,
+    confirmed: i64,
+    available: i64,
+    max_per_order: i64,
+    min_price_minor: Option<i64>,
+    min_price_currency: Option<String>,
+    published_at: Option<String>,
+    cancelled_at: Option<String>,
+    last_position: i64,
+}
+
+/// An `event_capacity` row as stored.
+struct TicketTypeRow {
+    ticket_type_id: String,
+    name: String,
+    price_minor: i64,
+    currency: String,
+    quantity: i64,
+    confirmed: i64,
+    available: i64,
+    sales_start: Option<String>,
+    sales_end: Option<String>,
+    added_position: i64,
+}
+
+impl EventDoc {
+    /// Re-derives every count that depends on others: the event's confirmed and available seats,
+    /// each ticket type's available seats, and the lowest price.
+    fn recompute(&mut self) {
+        let confirmed: i64 = self.ticket_types.iter().map(|t| t.confirmed).sum();
+        let event_left = (self.listing.capacity - confirmed).max(0);
+        self.listing.confirmed = confirmed;
+        self.listing.available = event_left;
+        for ticket_type in &mut self.ticket_types {
+            ticket_type.available = (ticket_type.quantity - ticket_type.confirmed)
+                .min(event_left)
+                .max(0);
+        }
+        let cheapest = self.ticket_types.iter().min_by_key(|t| t.price_minor);
+        self.listing.min_price_minor = cheapest.map(|t| t.price_minor);
+        self.listing.min_price_currency = cheapest.map(|t| t.currency.clone());
+    }
+
+    fn ticket_type_mut(&mut self, id: &str) -> Option<&mut TicketTypeRow> {
+        self.ticket_types
+            .iter_mut()
+            .find(|t| t.ticket_type_id == id)
+    }
+}
+
+impl Batch {
+    /// Applies one fact. Facts this projector does not model, or cannot decode, are logged and
+    /// skipped: the checkpoint still moves past them.
+    async fn apply(
+        &mut self,
+        conn: &mut AnyConnection,
+        fact: &RecordedFact,
+    ) -> Result<(), ProjectorError> {
+        let (aggregate, id) = match fact.stream.split_once('-') {
+            Some((aggregate, id)) => (aggregate, id),
+            None => (fact.stream.as_str(), ""),
+        };
+        if aggregate != VenueFact::AGGREGATE && aggregate != EventFact::AGGREGATE {
+            tracing::debug!(stream = %fact.stream, position = fact.position, "not a read-model stream");
+            return Ok(());
+        }
+        let Ok(id) = Uuid::parse_str(id) else {
+            tracing::warn!(stream = %fact.stream, position = fact.position, "stream name without a valid id, fact skipped");
+            return Ok(());
+        };
+        let id = id.to_string();
+        let position = to_i64(fact.position);
+        if aggregate == VenueFact::AGGREGATE {
+            match VenueFact::decode(&fact.fact_type, fact.schema_version, fact.data.clone()) {
+                Ok(venue_fact) => self.apply_venue(conn, &id, venue_fact, position).await,
+                Err(error) => {
+                    skipped(fact, &error);
+                    Ok(())
+                }
+            }
+        } else {
+            match EventFact::decode(&fact.fact_type, fact.schema_version, fact.data.clone()) {
+                Ok(event_fact) => self.apply_event(conn, &id, event_fact, position).await,
+                Err(error) => {
+                    skipped(fact, &error);
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    async fn apply_venue(
+        &mut self,
+        conn: &mut AnyConnection,
+        venue_id: &str,
+        fact: VenueFact,
+        position: i64,
+    ) -> Result<(), ProjectorError> {
+        match fact {
+            VenueFact::VenueCreated {
+                name,
+                city,
+                address,
+                capacity,
+                timezone,
+                created_at,
+                ..
+            } => {
+                sqlx::query(
+                    "INSERT INTO venues \
+                     (venue_id, name, city, address, capacity, timezone, created_at, last_position) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (venue_id) DO UPDATE SET name = excluded.name, \
+                     city = excluded.city, address = excluded.address, \
+                     capacity = excluded.capacity, timezone = excluded.timezone, \
+                     created_at = excluded.created_at, last_position = excluded.last_position",
+                )
+                .bind(venue_id)
+                .bind(&name)
+                .bind(&city)
+                .bind(address)
+                .bind(i64::from(capacity))
+                .bind(timezone)
+                .bind(to_text(created_at))
+                .bind(position)
+                .execute(&mut *conn)
+                .await?;
+                self.set_venue_on_events(conn, venue_id, &name, Some(&city))
+                    .await
+            }
+            VenueFact::VenueRenamed { name } => {
+                sqlx::query("UPDATE venues SET name = $1, last_position = $2 WHERE venue_id = $3")
+                    .bind(&name)
+                    .bind(position)
+                    .bind(venue_id)
+                    .execute(&mut *conn)
+                    .await?;
+                self.set_venue_on_events(conn, venue_id, &name, None).await
+            }
+            VenueFact::VenueCapacityChanged { capacity } => {
+                sqlx::query(
+                    "UPDATE venues SET capacity = $1, last_position = $2 WHERE venue_id = $3",
+                )
+                .bind(i64::from(capacity))
+                .bind(position)
+                .bind(venue_id)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Copies a venue's name (and city) onto its events, in the database and in this batch.
+    async fn set_venue_on_events(
+        &mut self,
+        conn: &mut AnyConnection,
+        venue_id: &str,
+        name: &str,
+        city: Option<&str>,
+    ) -> Result<(), ProjectorError> {
+        match city {
+            Some(city) => {
+                sqlx::query(
+                    "UPDATE event_listing SET venue_name = $1, city = $2, city_key = $3 \
+                     WHERE venue_id = $4",
+                )
+                .bind(name)
+                .bind(city)
+                .bind(search_key(city))
+                .bind(venue_id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            None => {
+                sqlx::query("UPDATE event_listing SET venue_name = $1 WHERE venue_id = $2")
+                    .bind(name)
+                    .bind(venue_id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        for doc in self.events.values_mut().flatten() {
+            if doc.listing.venue_id == venue_id {
+                doc.listing.venue_name = name.to_owned();
+                if let Some(city) = city {
+                    doc.listing.city = city.to_owned();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_event(
+        &mut self,
+        conn: &mut AnyConnection,
+        event_id: &str,
+        fact: EventFact,
+        position: i64,
+    ) -> Result<(), ProjectorError> {
+        if let EventFact::EventDrafted {
+            venue_id,
+            title,
+            description,
+            category,
+            starts_at,
+            ends_at,
+            timezone,
+            capacity,
+            max_per_order,
+            ..
+        } = fact
+        {
+            let venue_id = venue_id.0.to_string();
+            let venue = sqlx::query("SELECT name, city FROM venues WHERE venue_id = $1")
+                .bind(&venue_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+            let (venue_name, city) = match venue {
+                Some(row) => (row.try_get("name")?, row.try_get("city")?),
+                None => {
+                    tracing::warn!(%event_id, %venue_id, "event drafted at a venue the read models do not know");
+                    (String::new(), String::new())
+                }
+            };
+            let existing = self.load(conn, event_id).await?;
+            let ticket_types = existing.map(|d| std::mem::take(&mut d.ticket_types));
+            let mut doc = EventDoc {
+                listing: Listing {
+                    event_id: event_id.to_owned(),
+                    venue_id,
+                    venue_name,
+                    city,
+                    title,
+                    description,
+                    category,
+                    status: status_text(EventStatus::Draft),
+                    starts_at: to_text(starts_at),
+                    ends_at: to_text(ends_at),
+                    timezone,
+                    capacity: i64::from(capacity),
+                    confirmed: 0,
+                    available: 0,
+                    max_per_order: i64::from(max_per_order),
+                    min_price_minor: None,
+                    min_price_currency: None,
+                    published_at: None,
+                    cancelled_at: None,
+                    last_position: position,
+                },
+                ticket_types: ticket_types.unwrap_or_default(),
+                dirty: true,
+            };
+            doc.recompute();
+            self.events.insert(event_id.to_owned(), Some(doc));
+            return Ok(());
+        }
+
+        // Registrations are written straight away, inside the batch's transaction, so a
+        // cancellation later in the same batch sees its registration.
+        let seats = match &fact {
+            EventFact::RegistrationConfirmed {
+                registration_id,
+                ticket_type_id,
+                quantity,
+                confirmed_at,
+                ..
+            } => {
+                let inserted = sqlx::query(
+                    "INSERT INTO registrations (registration_id, event_id, ticket_type_id, \
+                     quantity, status, confirmed_at, cancelled_at, last_position) \
+                     VALUES ($1, $2, $3, $4, 'confirmed', $5, NULL, $6) \
+                     ON CONFLICT (registration_id) DO NOTHING",
+                )
+                .bind(registration_id.0.to_string())
+                .bind(event_id)
+                .bind(ticket_type_id.0.to_string())
+                .bind(i64::from(*quantity))
+                .bind(to_text(*confirmed_at))
+                .bind(position)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if inserted == 0 {
+                    tracing::warn!(%event_id, %registration_id, "registration confirmed twice, counted once");
+                    return Ok(());
+                }
+                Some((ticket_type_id.0.to_string(), i64::from(*quantity)))
+            }
+            EventFact::RegistrationCancelled {
+                registration_id,
+                ticket_type_id,
+                quantity,
+                cancelled_at,
+            } => {
+                let cancelled = sqlx::query(
+                    "UPDATE registrations SET status = 'cancelled', cancelled_at = $1, \
+                     last_position = $2 WHERE registration_id = $3 AND status = 'confirmed'",
+                )
+                .bind(to_text(*cancelled_at))
+                .bind(position)
+                .bind(registration_id.0.to_string())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                if cancelled == 0 {
+                    tracing::warn!(%event_id, %registration_id, "cancellation of a registration that is not confirmed, ignored");
+                    return Ok(());
+                }
+                Some((ticket_type_id.0.to_string(), -i64::from(*quantity)))
+            }
+            _ => None,
+        };
+
+        let Some(doc) = self.load(conn, event_id).await? else {
+            tracing::warn!(%event_id, position, fact_type = %fact.fact_type(), "fact for an event the read models do not know, skipped");
+            return Ok(());
+        };
+        match fact {
+            EventFact::EventDrafted { .. } => {}
+            EventFact::EventDetailsUpdated(change) => apply_details(&mut doc.listing, change),
+            EventFact::TicketTypeAdded {
+                ticket_type_id,
+                name,
+                price,
+                quantity,
+                sales_start,
+                sales_end,
+            } => {
+                let row = TicketTypeRow {
+                    ticket_type_id: ticket_type_id.0.to_string(),
+                    name,
+                    price_minor: price.amount_minor,
+                    currency: price.currency,
+                    quantity: i64::from(quantity),
+                    confirmed: 0,
+                    available: 0,
+                    sales_start: sales_start.map(to_text),
+                    sales_end: sales_end.map(to_text),
+                    added_position: position,
+                };
+                match doc.ticket_type_mut(&row.ticket_type_id) {
+                    Some(existing) => {
+                        let confirmed = existing.confirmed;
+                        let added_position = existing.added_position;
+                        *existing = TicketTypeRow {
+                            confirmed,
+                            added_position,
+                            ..row
+                        };
+                    }
+                    None => doc.ticket_types.push(row),
+                }
+            }
+            EventFact::EventPublished { published_at } => {
+                doc.listing.status = status_text(EventStatus::Published);
+                doc.listing.published_at = Some(to_text(published_at));
+            }
+            EventFact::EventCancelled { cancelled_at, .. } => {
+                doc.listing.status = status_text(EventStatus::Cancelled);
+                doc.listing.cancelled_at = Some(to_text(cancelled_at));
+            }
+            EventFact::EventCapacityChanged { capacity } => {
+                doc.listing.capacity = i64::from(capacity);
+            }
+            EventFact::RegistrationConfirmed { .. } | EventFact::RegistrationCancelled { .. } => {
+                if let Some((ticket_type_id, delta)) = seats {
+                    match doc.ticket_type_mut(&ticket_type_id) {
+                        Some(ticket_type) => {
+                            ticket_type.confirmed = (ticket_type.confirmed + delta).max(0);
+                        }
+                        None => {
+                            tracing::warn!(%event_id, %ticket_type_id, "registration for an unknown ticket type, seats not counted");
+                        }
+                    }
+                }
+            }
+        }
+        doc.recompute();
+        doc.listing.last_position = position;
+        doc.dirty = true;
+        Ok(())
+    }
+
+    /// The event's rows, from this batch's cache or the database.
+    async fn load(
+        &mut self,
+        conn: &mut AnyConnection,
+        event_id: &str,
+    ) -> Result<Option<&mut EventDoc>, ProjectorError> {
+        if !self.events.contains_key(event_id) {
+            let doc = load_doc(conn, event_id).await?;
+            self.events.insert(event_id.to_owned(), doc);
+        }
+        Ok(self.events.get_mut(event_id).and_then(Option::as_mut))
+    }
+
+    /// Writes back every event the batch changed.
+    async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), ProjectorError> {
+        for doc in self.events.values().flatten().filter(|d| d.dirty) {
+            write_doc(conn, doc).await?;
+        }
+        Ok(())
+    }
+}
+
+fn skipped(fact: &RecordedFact, error: &marquee_domain::DecodeError) {
+    tracing::warn!(
+        position = fact.position,
+        stream = %fact.stream,
+        fact_type = %fact.fact_type,
+        %error,
+        "fact not understood, skipped"
+    );
+}
+
+fn apply_details(listing: &mut Listing, change: DetailsChange) {
+    let DetailsChange {
+        title,
+        description,
+        category,
+        starts_at,
+        ends_at,
+        timezone,
+        max_per_order,
+    } = change;
+    if let Some(title) = title {
+        listing.title = title;
+    }
+    if let Some(description) = description {
+        listing.description = description;
+    }
+    if let Some(category) = category {
+        listing.category = category;
+    }
+    if let Some(starts_at) = starts_at {
+        listing.starts_at = to_text(starts_at);
+    }
+    if let Some(ends_at) = ends_at {
+        listing.ends_at = to_text(ends_at);
+    }
+    if let Some(timezone) = timezone {
+        listing.timezone = timezone;
+    }
+    if let Some(max_per_order) = max_per_order {
+        listing.max_per_order = i64::from(max_per_order);
+    }
+}
+
+const LISTING_COLUMNS: &str = "event_id, venue_id, venue_name, city, title, description, \
+    category, status, starts_at, ends_at, timezone, capacity, confirmed, available, \
+    max_per_order, min_price_minor, min_price_currency, published_at, cancelled_at, last_position";
+
+async fn load_doc(
+    conn: &mut AnyConnection,
+    event_id: &str,
+) -> Result<Option<EventDoc>, ProjectorError> {
+    let sql = format!("SELECT {LISTING_COLUMNS} FROM event_listing WHERE event_id = $1");
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(event_id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let listing = listing_from_row(&row)?;
+    let rows = sqlx::query(
+        "SELECT ticket_type_id, name, price_minor, currency, quantity, confirmed, available, \
+         sales_start, sales_end, added_position FROM event_capacity WHERE event_id = $1 \
+         ORDER BY added_position, ticket_type_id",
+    )
+    .bind(event_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let ticket_types = rows
+        .iter()
+        .map(|row| {
+            Ok(TicketTypeRow {
+                ticket_type_id: row.try_get("ticket_type_id")?,
+                name: row.try_get("name")?,
+                price_minor: row.try_get("price_minor")?,
+                currency: row.try_get("currency")?,
+                quantity: row.try_get("quantity")?,
+                confirmed: row.try_get("confirmed")?,
+                available: row.try_get("available")?,
+                sales_start: row.try_get("sales_start")?,
+                sales_end: row.try_get("sales_end")?,
+                added_position: row.try_get("added_position")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
+    Ok(Some(EventDoc {
+        listing,
+        ticket_types,
+        dirty: false,
+    }))
+}
+
+fn listing_from_row(row: &AnyRow) -> Result<Listing, ProjectorError> {
+    let status: String = row.try_get("status")?;
+    Ok(Listing {
+        event_id: row.try_get("event_id")?,
+        venue_id: row.try_get("venue_id")?,
+        venue_name: row.try_get("venue_name")?,
+        city: row.try_get("city")?,
+        title: row.try_get("title")?,
+        description: row.try_get("description")?,
+        category: row.try_get("category")?,
+        status: parse_status(&status)
+            .map(status_text)
+            .ok_or_else(|| ProjectorError::Corrupt(format!("event status `{status}`")))?,
+        starts_at: row.try_get("starts_at")?,
+        ends_at: row.try_get("ends_at")?,
+        timezone: row.try_get("timezone")?,
+        capacity: row.try_get("capacity")?,
+        confirmed: row.try_get("confirmed")?,
+        available: row.try_get("available")?,
+        max_per_order: row.try_get("max_per_order")?,
+        min_price_minor: row.try_get("min_price_minor")?,
+        min_price_currency: row.try_get("min_price_currency")?,
+        published_at: row.try_get("published_at")?,
+        cancelled_at: row.try_get("cancelled_at")?,
+        last_position: row.try_get("last_position")?,
+    })
+}
+
+async fn write_doc(conn: &mut AnyConnection, doc: &EventDoc) -> Result<(), ProjectorError> {
+    let l = &doc.listing;
+    sqlx::query(
+        "INSERT INTO event_listing (event_id, venue_id, venue_name, city, city_key, title, \
+         description, category, category_key, status, starts_at, ends_at, timezone, capacity, \
+         confirmed, available, max_per_order, min_price_minor, min_price_currency, published_at, \
+         cancelled_at, last_position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+         $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+         ON CONFLICT (event_id) DO UPDATE SET venue_id = excluded.venue_id, \
+         venue_name = excluded.venue_name, city = excluded.city, city_key = excluded.city_key, \
+         title = excluded.title, description = excluded.description, \
+         category = excluded.category, category_key = excluded.category_key, \
+         status = excluded.status, starts_at = excluded.starts_at, ends_at = excluded.ends_at, \
+         timezone = excluded.timezone, capacity = excluded.capacity, \
+         confirmed = excluded.confirmed, available = excluded.available, \
+         max_per_order = excluded.max_per_order, min_price_minor = excluded.min_price_minor, \
+         min_price_currency = excluded.min_price_currency, published_at = excluded.published_at, \
+         cancelled_at = excluded.cancelled_at, last_position = excluded.last_position",
+    )
+    .bind(&l.event_id)
+    .bind(&l.venue_id)
+    .bind(&l.venue_name)
+    .bind(&l.city)
+    .bind(search_key(&l.city))
+    .bind(&l.title)
+    .bind(&l.description)
+    .bind(&l.category)
+    .bind(search_key(&l.category))
+    .bind(l.status)
+    .bind(&l.starts_at)
+    .bind(&l.ends_at)
+    .bind(&l.timezone)
+    .bind(l.capacity)
+    .bind(l.confirmed)
+    .bind(l.available)
+    .bind(l.max_per_order)
+    .bind(l.min_price_minor)
+    .bind(&l.min_price_currency)
+    .bind(&l.published_at)
+    .bind(&l.cancelled_at)
+    .bind(l.last_position)
+    .execute(&mut *conn)
+    .await?;
+    for t in &doc.ticket_types {
+        sqlx::query(
+            "INSERT INTO event_capacity (event_id, ticket_type_id, name, price_minor, currency, \
+             quantity, confirmed, available, sales_start, sales_end, added_position) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (event_id, ticket_type_id) DO UPDATE SET name = excluded.name, \
+             price_minor = excluded.price_minor, currency = excluded.currency, \
+             quantity = excluded.quantity, confirmed = excluded.confirmed, \
+             available = excluded.available, sales_start = excluded.sales_start, \
+             sales_end = excluded.sales_end, added_position = excluded.added_position",
+        )
+        .bind(&l.event_id)
+        .bind(&t.ticket_type_id)
+        .bind(&t.name)
+        .bind(t.price_minor)
+        .bind(&t.currency)
+        .bind(t.quantity)
+        .bind(t.confirmed)
+        .bind(t.available)
+        .bind(&t.sales_start)
+        .bind(&t.sales_end)
+        .bind(t.added_position)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The stored spelling of a status, the same as the API's.
+pub(crate) fn status_text(status: EventStatus) -> &'static str {
+    match status {
+        EventStatus::Draft => "draft",
+        EventStatus::Published => "published",
+        EventStatus::Cancelled => "cancelled",
+    }
+}
+
+/// The inverse of [`status_text`].
+pub(crate) fn parse_status(text: &str) -> Option<EventStatus> {
+    match text {
+        "draft" => Some(EventStatus::Draft),
+        "published" => Some(EventStatus::Published),
+        "cancelled" => Some(EventStatus::Cancelled),
+        _ => None,
+    }
+}
+
+/// The lower-cased copy that case-insensitive filters compare against.
+pub(crate) fn search_key(text: &str) -> String {
+    text.trim().to_lowercase()
+}
+
+/// Positions fit in BIGINT for any log that will ever exist; saturate rather than wrap.
+pub(crate) fn to_i64(position: u64) -> i64 {
+    i64::try_from(position).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,395 @@
+//! `/v1/events`: the listing, one event's details, and its capacity.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use marquee_projector::queries::{
+    EventDetails, EventRecord, ListingFilter, ListingKey, Price, TicketTypeRecord, status_name,
+};
+use serde::Serialize;
+use tracing::instrument;
+use uuid::Uuid;
+
+use crate::{ApiError, QueryState};
+
+/// Page size when `limit` is absent.
+pub(crate) const DEFAULT_LIMIT: u32 = 20;
+/// Largest accepted `limit`.
+pub(crate) const MAX_LIMIT: u32 = 100;
+
+pub(crate) fn router() -> Router<QueryState> {
+    Router::new()
+        .route("/v1/events", get(list_events))
+        .route("/v1/events/{id}", get(event_details))
+        .route("/v1/events/{id}/capacity", get(event_capacity))
+}
+
+/// Money as the API shows it.
+#[derive(Debug, Serialize)]
+struct MoneyJson {
+    amount_minor: i64,
+    currency: String,
+}
+
+impl From<Price> for MoneyJson {
+    fn from(price: Price) -> Self {
+        Self {
+            amount_minor: price.amount_minor,
+            currency: price.currency,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct VenueJson {
+    id: Uuid,
+    name: String,
+    city: String,
+}
+
+/// One item of the listing.
+#[derive(Debug, Serialize)]
+struct ListingItem {
+    event_id: Uuid,
+    status: &'static str,
+    title: String,
+    category: String,
+    venue: VenueJson,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    timezone: String,
+    capacity: u64,
+    confirmed: u64,
+    available: u64,
+    /// The cheapest ticket type's price; `null` while the event has no ticket types.
+    min_price: Option<MoneyJson>,
+    published_at: Option<DateTime<Utc>>,
+    cancelled_at: Option<DateTime<Utc>>,
+}
+
+impl From<EventRecord> for ListingItem {
+    fn from(e: EventRecord) -> Self {
+        Self {
+            event_id: e.event_id,
+            status: status_name(e.status),
+            title: e.title,
+            category: e.category,
+            venue: VenueJson {
+                id: e.venue_id,
+                name: e.venue_name,
+                city: e.city,
+            },
+            starts_at: e.starts_at,
+            ends_at: e.ends_at,
+            timezone: e.timezone,
+            capacity: e.capacity,
+            confirmed: e.confirmed,
+            available: e.available,
+            min_price: e.min_price.map(MoneyJson::from),
+            published_at: e.published_at,
+            cancelled_at: e.cancelled_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct ListingPage {
+    items: Vec<ListingItem>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// `GET /v1/events?from=&to=&category=&city=&cursor=&limit=`: published and cancelled events by
+/// start time, then id, a page at a time.
+#[instrument(skip(state, query), fields(limit))]
+async fn list_events(
+    State(state): State<QueryState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<ListingPage>, ApiError> {
+    let Query(pairs) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
+    let filter = parse_listing(pairs)?;
+    tracing::Span::current().record("limit", filter.limit);
+    let page_size = filter.limit as usize;
+    // One more than asked tells whether there is a next page.
+    let mut records = state
+        .read
+        .list_events(&ListingFilter {
+            limit: filter.limit + 1,
+            ..filter
+        })
+        .await?;
+    let next_cursor = if records.len() > page_size {
+        records.truncate(page_size);
+        records.last().map(|r| encode_cursor(r.listing_key()))
+    } else {
+        None
+    };
+    Ok(Json(ListingPage {
+        items: records.into_iter().map(ListingItem::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Reads the listing's query parameters; anything unknown, repeated or malformed is a 400.
+fn parse_listing(pairs: Vec<(String, String)>) -> Result<ListingFilter, ApiError> {
+    let mut filter = ListingFilter {
+        limit: DEFAULT_LIMIT,
+        ..ListingFilter::default()
+    };
+    let mut seen: Vec<&'static str> = Vec::new();
+    for (name, value) in pairs {
+        let field: &'static str = match name.as_str() {
+            "from" => "from",
+            "to" => "to",
+            "category" => "category",
+            "city" => "city",
+            "cursor" => "cursor",
+            "limit" => "limit",
+            _ => return Err(ApiError::UnknownParameter(name)),
+        };
+        if seen.contains(&field) {
+            return Err(ApiError::validation(field, "must be given at most once"));
+        }
+        seen.push(field);
+        match field {
+            "from" => filter.from = Some(parse_time(field, &value)?),
+            "to" => filter.to = Some(parse_time(field, &value)?),
+            "category" => filter.category = Some(non_empty(field, value)?),
+            "city" => filter.city = Some(non_empty(field, value)?),
+            "cursor" => filter.after = Some(decode_cursor(&value)?),
+            _ => {
+                filter.limit = value
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::validation(
+                            "limit",
+                            format!("must be an integer from 1 to {MAX_LIMIT}"),
+                        )
+                    })?;
+            }
+        }
+    }
+    Ok(filter)
+}
+
+fn parse_time(field: &'static str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(value.trim())
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| ApiError::validation(field, "must be an RFC 3339 timestamp"))
+}
+
+fn non_empty(field: &'static str, value: String) -> Result<String, ApiError> {
+    if value.trim().is_empty() {
+        Err(ApiError::validation(field, "must not be empty"))
+    } else {
+        Ok(value)
+    }
+}
+
+/// The opaque cursor: base64url of `<starts_at>|<event_id>` of the last item shown. Keyset, not
+/// offset, so inserts between pages neither repeat nor skip anything.
+fn encode_cursor(key: ListingKey) -> String {
+    let text = format!(
+        "{}|{}",
+        key.starts_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        key.event_id
+    );
+    URL_SAFE_NO_PAD.encode(text)
+}
+
+fn decode_cursor(cursor: &str) -> Result<ListingKey, ApiError> {
+    let bad = || ApiError::validation("cursor", "is not a cursor this API issued");
+    let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (starts_at, event_id) = text.split_once('|').ok_or_else(bad)?;
+    Ok(ListingKey {
+        starts_at: DateTime::parse_from_rfc3339(starts_at)
+            .map_err(|_| bad())?
+            .with_timezone(&Utc),
+        event_id: Uuid::parse_str(event_id).map_err(|_| bad())?,
+    })
+}
+
+/// One ticket type in an event's details.
+#[derive(Debug, Serialize)]
+struct TicketTypeJson {
+    ticket_type_id: Uuid,
+    name: String,
+    price: MoneyJson,
+    quantity: u64,
+    confirmed: u64,
+    available: u64,
+    sales_start: Option<DateTime<Utc>>,
+    sales_end: Option<DateTime<Utc>>,
+}
+
+impl From<TicketTypeRecord> for TicketTypeJson {
+    fn from(t: TicketTypeRecord) -> Self {
+        Self {
+            ticket_type_id: t.ticket_type_id,
+            name: t.name,
+            price: t.price.into(),
+            quantity: t.quantity,
+            confirmed: t.confirmed,
+            available: t.available,
+            sales_start: t.sales_start,
+            sales_end: t.sales_end,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct EventJson {
+    event_id: Uuid,
+    status: &'static str,
+    title: String,
+    description: String,
+    category: String,
+    venue: VenueJson,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    timezone: String,
+    capacity: u64,
+    confirmed: u64,
+    available: u64,
+    max_per_order: u64,
+    min_price: Option<MoneyJson>,
+    published_at: Option<DateTime<Utc>>,
+    cancelled_at: Option<DateTime<Utc>>,
+    ticket_types: Vec<TicketTypeJson>,
+}
+
+/// `GET /v1/events/{id}`: one event (any status) with its ticket types.
+#[instrument(skip(state))]
+async fn event_details(
+    State(state): State<QueryState>,
+    Path(id): Path<String>,
+) -> Result<Json<EventJson>, ApiError> {
+    let EventDetails {
+        event: e,
+        ticket_types,
+    } = find_event(&state, &id).await?;
+    Ok(Json(EventJson {
+        event_id: e.event_id,
+        status: status_name(e.status),
+        title: e.title,
+        description: e.description,
+        category: e.category,
+        venue: VenueJson {
+            id: e.venue_id,
+            name: e.venue_name,
+            city: e.city,
+        },
+        starts_at: e.starts_at,
+        ends_at: e.ends_at,
+        timezone: e.timezone,
+        capacity: e.capacity,
+        confirmed: e.confirmed,
+        available: e.available,
+        max_per_order: e.max_per_order,
+        min_price: e.min_price.map(MoneyJson::from),
+        published_at: e.published_at,
+        cancelled_at: e.cancelled_at,
+        ticket_types: ticket_types.into_iter().map(TicketTypeJson::from).collect(),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct CapacityTicketType {
+    ticket_type_id: Uuid,
+    name: String,
+    quantity: u64,
+    confirmed: u64,
+    available: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct CapacityJson {
+    event_id: Uuid,
+    capacity: u64,
+    confirmed: u64,
+    available: u64,
+    ticket_types: Vec<CapacityTicketType>,
+}
+
+/// `GET /v1/events/{id}/capacity`: seats per event and per ticket type.
+#[instrument(skip(state))]
+async fn event_capacity(
+    State(state): State<QueryState>,
+    Path(id): Path<String>,
+) -> Result<Json<CapacityJson>, ApiError> {
+    let EventDetails {
+        event,
+        ticket_types,
+    } = find_event(&state, &id).await?;
+    Ok(Json(CapacityJson {
+        event_id: event.event_id,
+        capacity: event.capacity,
+        confirmed: event.confirmed,
+        available: event.available,
+        ticket_types: ticket_types
+            .into_iter()
+            .map(|t| CapacityTicketType {
+                ticket_type_id: t.ticket_type_id,
+                name: t.name,
+                quantity: t.quantity,
+                confirmed: t.confirmed,
+                available: t.available,
+            })
+            .collect(),
+    }))
+}
+
+/// The event with this id; a malformed id is as unknown as a missing one.
+async fn find_event(state: &QueryState, id: &str) -> Result<EventDetails, ApiError> {
+    let Ok(event_id) = Uuid::parse_str(id) else {
+        return Err(ApiError::NotFound("event"));
+    };
+    state
+        .read
+        .event(event_id)
+        .await?
+        .ok_or(ApiError::NotFound("event"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_cursor_round_trips_to_the_same_listing_key() {
+        let key = ListingKey {
+            starts_at: "2026-06-01T18:00:00.25Z".parse().expect("time"),
+            event_id: Uuid::now_v7(),
+        };
+        assert_eq!(decode_cursor(&encode_cursor(key)).expect("decode"), key);
+    }
+
+    #[test]
+    fn listing_parameters_default_to_twenty_items_and_no_filter() {
+        let filter = parse_listing(vec![]).expect("no parameters is fine");
+        assert_eq!(filter.limit, DEFAULT_LIMIT);
+        assert_eq!(filter.category, None);
+    }
+
+    #[test]
+    fn a_repeated_parameter_is_refused_by_name() {
+        let error =
+            parse_listing(pairs(&[("city", "Berlin"), ("city", "Paris")])).expect_err("repeated");
+        assert!(matches!(error, ApiError::Validation { field: "city", .. }));
+    }
+}
