@@ -73,4 +73,26 @@ macro_rules! suite {
     };
 }
 
-suite!(appending_to_a_new_stream_starts_at_revision_zero_and_position_one,);
+suite!(
+    appending_to_a_new_stream_starts_at_revision_zero_and_position_one,
+    no_stream_is_refused_once_the_stream_exists_and_nothing_is_written,
+    exact_revision_must_name_the_last_revision_and_a_mismatch_writes_nothing,
+    exact_revision_on_a_missing_stream_reports_no_actual_revision,
+    any_appends_whatever_the_stream_revision,
+    a_multi_fact_append_gets_contiguous_positions_and_revisions,
+    a_refused_multi_fact_append_writes_none_of_its_facts,
+    empty_appends_and_blank_stream_names_are_invalid,
+    read_stream_starts_at_from_revision_and_honours_the_limit,
+    read_all_returns_facts_after_a_position_in_order_up_to_the_limit,
+    re_appending_stored_fact_ids_is_a_no_op_that_answers_the_original_positions,
+    metadata_round_trips_with_every_field,
+    idempotency_put_then_get_returns_the_first_answer,
+    idempotency_entries_older_than_a_day_are_ignored_and_may_be_replaced,
+    an_append_stores_its_idempotency_answer_and_the_key_cannot_append_twice,
+    snapshots_keep_the_newest_revision,
+    snapshot_policy_has_a_default,
+    subscribe_catches_up_then_goes_live_without_loss_or_duplicates,
+    subscribe_after_a_position_starts_after_it,
+    a_dropped_subscription_does_not_disturb_the_store,
+    concurrent_appends_are_committed_together_and_a_conflict_fails_alone,
+);
