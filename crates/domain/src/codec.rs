@@ -90,7 +90,9 @@ pub trait FactCodec: Serialize + DeserializeOwned + Sized {
         object.insert("type".to_owned(), Value::String(fact_type.to_owned()));
         serde_json::from_value(Value::Object(object)).map_err(|e| {
             let message = e.to_string();
-            if message.starts_with("unknown variant") {
+            // Only the tag itself being unknown makes the type unknown; an unknown variant of
+            // some enum inside the body is a malformed body.
+            if message.starts_with(&format!("unknown variant `{fact_type}`")) {
                 DecodeError::UnknownType(fact_type.to_owned())
             } else {
                 DecodeError::Malformed {
