@@ -40,8 +40,11 @@ pub enum EventStatus {
 /// A kind of ticket with its own price and quantity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TicketType {
+    /// Unique within the event.
     pub id: TicketTypeId,
+    /// Display name, unique within the event ignoring case.
     pub name: String,
+    /// Price of one seat; zero means free.
     pub price: Money,
     /// Seats of this type that can ever be confirmed.
     pub quantity: u32,
@@ -63,7 +66,9 @@ impl TicketType {
 /// The person a registration is for. Personal data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attendee {
+    /// Full name as printed on the ticket.
     pub name: String,
+    /// Where tickets and notices go.
     pub email: String,
 }
 
@@ -71,18 +76,26 @@ pub struct Attendee {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegistrationStatus {
+    /// The seats are held by the attendee.
     Confirmed,
+    /// The registration was cancelled and its seats freed.
     Cancelled,
 }
 
 /// N seats of one ticket type for one attendee.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Registration {
+    /// Chosen by the caller, unique within the event.
     pub id: RegistrationId,
+    /// The ticket type whose seats it holds.
     pub ticket_type_id: TicketTypeId,
+    /// Who the seats are for.
     pub attendee: Attendee,
+    /// Number of seats.
     pub quantity: u32,
+    /// One code per seat.
     pub ticket_codes: Vec<TicketCode>,
+    /// Whether the seats are still held.
     pub status: RegistrationStatus,
 }
 
@@ -91,12 +104,19 @@ pub struct Registration {
 pub struct Event {
     /// `None` until `EventDrafted`.
     pub id: Option<EventId>,
+    /// Where it takes place; `None` until `EventDrafted`.
     pub venue_id: Option<VenueId>,
+    /// Draft, published or cancelled.
     pub status: EventStatus,
+    /// Display title.
     pub title: String,
+    /// Free text, possibly empty.
     pub description: String,
+    /// Used by listing filters.
     pub category: String,
+    /// When it begins; `None` until `EventDrafted`.
     pub starts_at: Option<Timestamp>,
+    /// When it is over (exclusive); `None` until `EventDrafted`.
     pub ends_at: Option<Timestamp>,
     /// IANA time zone name the event is advertised in.
     pub timezone: String,
@@ -140,25 +160,34 @@ impl Event {
 /// aggregate cannot read the venue stream itself; the caller loads it and passes it in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VenueInfo {
+    /// The venue's id.
     pub venue_id: VenueId,
+    /// The seats the venue holds now.
     pub capacity: u32,
 }
 
 /// Changes to an event's details; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DetailsChange {
+    /// New title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// New description; may be empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// New category.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<String>,
+    /// New start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starts_at: Option<Timestamp>,
+    /// New end; must stay after the start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ends_at: Option<Timestamp>,
+    /// New IANA time zone name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// New per-order maximum.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_per_order: Option<u32>,
 }
@@ -215,6 +244,7 @@ pub enum EventCommand {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum EventFact {
+    /// The event was created as a draft at a venue.
     EventDrafted {
         event_id: EventId,
         venue_id: VenueId,
@@ -227,8 +257,9 @@ pub enum EventFact {
         capacity: u32,
         max_per_order: u32,
     },
-    /// Only the changed fields are present.
+    /// Some details changed; only the changed fields are present.
     EventDetailsUpdated(DetailsChange),
+    /// A ticket type was added, with nothing confirmed yet.
     TicketTypeAdded {
         ticket_type_id: TicketTypeId,
         name: String,
@@ -237,16 +268,16 @@ pub enum EventFact {
         sales_start: Option<Timestamp>,
         sales_end: Option<Timestamp>,
     },
-    EventPublished {
-        published_at: Timestamp,
-    },
+    /// The event went on sale.
+    EventPublished { published_at: Timestamp },
+    /// The event was called off.
     EventCancelled {
         reason: Option<String>,
         cancelled_at: Timestamp,
     },
-    EventCapacityChanged {
-        capacity: u32,
-    },
+    /// The event-wide capacity changed.
+    EventCapacityChanged { capacity: u32 },
+    /// Seats of a free ticket type were confirmed for an attendee, one code per seat.
     RegistrationConfirmed {
         registration_id: RegistrationId,
         ticket_type_id: TicketTypeId,
@@ -255,6 +286,8 @@ pub enum EventFact {
         ticket_codes: Vec<TicketCode>,
         confirmed_at: Timestamp,
     },
+    /// A registration was cancelled; `ticket_type_id` and `quantity` repeat the registration's
+    /// so that readers of the log need not look it up.
     RegistrationCancelled {
         registration_id: RegistrationId,
         ticket_type_id: TicketTypeId,
