@@ -429,8 +429,8 @@ pub async fn restarting_the_projector_counts_nothing_twice(backend: Backend) {
     assert_eq!(read.applied_position().await.expect("checkpoint"), second);
 }
 
-/// A log decorator whose feed ignores `after` and always replays from the start, as a careless
-/// redelivery (or an at-least-once bus) would.
+/// A log decorator whose feed first sends again every fact before `after` — old facts the reader
+/// has applied, as an at-least-once bus or a careless relay would — and then the real feed.
 pub struct Redelivering(pub Arc<dyn EventStore>);
 
 #[async_trait::async_trait]
@@ -452,16 +452,21 @@ impl EventStore for Redelivering {
     async fn head_position(&self) -> Result<u64, StoreError> {
         self.0.head_position().await
     }
-    fn subscribe(&self, _after: u64) -> FactStream {
-        // Every fact twice, from the very beginning.
-        let store = self.0.clone();
-        self.0
-            .subscribe(0)
-            .flat_map(move |item| {
-                let _ = &store;
-                futures::stream::iter(vec![clone_item(&item), item])
-            })
-            .boxed()
+    fn subscribe(&self, after: u64) -> FactStream {
+        let inner = self.0.clone();
+        let stale = futures::stream::once(async move { inner.read_all(0, 100_000).await })
+            .flat_map(move |result| {
+                let items: Vec<Result<RecordedFact, StoreError>> = match result {
+                    Ok(facts) => facts
+                        .into_iter()
+                        .filter(|f| f.position < after)
+                        .map(Ok)
+                        .collect(),
+                    Err(error) => vec![Err(error)],
+                };
+                futures::stream::iter(items)
+            });
+        stale.chain(self.0.subscribe(after)).boxed()
     }
     async fn idempotency_get(&self, key: &str) -> Result<Option<IdempotentResponse>, StoreError> {
         self.0.idempotency_get(key).await
@@ -477,39 +482,55 @@ impl EventStore for Redelivering {
     }
 }
 
-fn clone_item(item: &Result<RecordedFact, StoreError>) -> Result<RecordedFact, StoreError> {
-    match item {
-        Ok(fact) => Ok(fact.clone()),
-        Err(_) => Err(StoreError::Closed),
-    }
-}
-
 pub async fn facts_at_or_below_the_checkpoint_are_skipped_when_redelivered(backend: Backend) {
     let store = backend.store.clone();
     let read = backend.read_models().await;
     let f = published_event(&store).await;
-    let r = RegistrationId(Uuid::now_v7());
-    let first = append(&store, &f.event.stream(), &[confirmed(r, f.a, 4)]).await;
-    project_until(store.clone(), &read, first).await;
+    let stream = f.event.stream();
+    append(
+        &store,
+        &stream,
+        &[confirmed(RegistrationId(Uuid::now_v7()), f.a, 4)],
+    )
+    .await;
+    append(
+        &store,
+        &stream,
+        &[EventFact::EventCapacityChanged { capacity: 60 }],
+    )
+    .await;
+    let checkpoint = append(
+        &store,
+        &stream,
+        &[EventFact::EventCapacityChanged { capacity: 80 }],
+    )
+    .await;
+    project_until(store.clone(), &read, checkpoint).await;
 
-    // Every old fact arrives again (each twice), followed by one new cancellation.
-    let redelivering: Arc<dyn EventStore> = Arc::new(Redelivering(store.clone()));
+    // Every fact before the checkpoint arrives again — among them the stale capacity of 60 —
+    // followed by one new registration.
     let last = append(
         &store,
-        &f.event.stream(),
+        &stream,
         &[confirmed(RegistrationId(Uuid::now_v7()), f.b, 1)],
     )
     .await;
+    let redelivering: Arc<dyn EventStore> = Arc::new(Redelivering(store.clone()));
     project_until(redelivering, &read, last).await;
 
     let d = details(&read, f.event).await;
     assert_eq!(
+        d.event.capacity, 80,
+        "the stale capacity change was not applied again"
+    );
+    assert_eq!(
         seats(&d, f.a),
-        (30, 4, 26),
+        (30, 4, 30 - 4),
         "the old registration counted once"
     );
     assert_eq!(seats(&d, f.b), (30, 1, 29), "the new one counted once");
-    assert_eq!(d.event.confirmed, 5);
+    assert_eq!((d.event.confirmed, d.event.available), (5, 75));
+    assert_eq!(d.event.last_position, last);
     assert_eq!(read.applied_position().await.expect("checkpoint"), last);
 }
 
