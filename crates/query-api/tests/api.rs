@@ -1,0 +1,701 @@
+//! The query API's routes over real read models: an in-memory log, a projector running in the
+//! background, and requests sent straight into the router.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{DateTime, Utc};
+use marquee_domain::event::{Attendee, DetailsChange, EventFact};
+use marquee_domain::venue::VenueFact;
+use marquee_domain::{
+    EventId, FactCodec, Money, RegistrationId, TicketCode, TicketTypeId, VenueId,
+};
+use marquee_projector::{Projector, ReadModels};
+use marquee_query_api::{QueryState, router};
+use marquee_store::{AppendRequest, EventStore, ExpectedRevision, NewFact};
+use serde_json::Value;
+use tower::ServiceExt;
+use uuid::Uuid;
+
+/// A query API over a live projector; the projector stops when this is dropped.
+struct TestApi {
+    store: Arc<dyn EventStore>,
+    read: ReadModels,
+    router: Router,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+struct Reply {
+    status: StatusCode,
+    content_type: String,
+    position: Option<u64>,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+impl Reply {
+    #[track_caller]
+    fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "{}", self.body);
+        assert_eq!(self.content_type, "application/problem+json");
+        assert_eq!(self.body["code"], code, "{}", self.body);
+        assert_eq!(self.body["status"], status);
+        assert!(self.body["type"].is_string() && self.body["title"].is_string());
+        assert!(self.body["detail"].is_string());
+    }
+}
+
+impl TestApi {
+    async fn start() -> Self {
+        Self::start_with_timeout(Duration::from_secs(2)).await
+    }
+
+    async fn start_with_timeout(min_position_timeout: Duration) -> Self {
+        let store = marquee_store::connect("memory:").await.expect("store");
+        let read = ReadModels::connect("memory:").await.expect("read models");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(Projector::new(store.clone(), read.clone()).run(async move {
+            let _ = stopped.await;
+        }));
+        let router = router(QueryState {
+            read: read.clone(),
+            store: store.clone(),
+            min_position_timeout,
+        });
+        Self {
+            store,
+            read,
+            router,
+            _stop: stop,
+        }
+    }
+
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let status = response.status();
+        let content_type = header("content-type").unwrap_or_default();
+        let position = header("marquee-position").map(|p| p.parse().expect("numeric position"));
+        let retry_after = header("retry-after");
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            content_type,
+            position,
+            retry_after,
+            body,
+        }
+    }
+
+    async fn get(&self, uri: &str) -> Reply {
+        self.send(Request::get(uri).body(Body::empty()).expect("request"))
+            .await
+    }
+
+    async fn get_at(&self, uri: &str, min_position: &str) -> Reply {
+        self.send(
+            Request::get(uri)
+                .header("Marquee-Min-Position", min_position)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+    }
+
+    /// Appends facts to one stream and waits until the read models have them.
+    async fn given<F: FactCodec>(&self, stream: &str, facts: &[F]) -> u64 {
+        let position = self.append(stream, facts).await;
+        assert!(
+            self.read
+                .wait_for(position, Duration::from_secs(10))
+                .await
+                .expect("wait"),
+            "projected"
+        );
+        position
+    }
+
+    async fn append<F: FactCodec>(&self, stream: &str, facts: &[F]) -> u64 {
+        let facts = facts
+            .iter()
+            .map(|fact| {
+                let (fact_type, schema_version, data) = fact.encode();
+                NewFact {
+                    fact_id: Uuid::now_v7(),
+                    fact_type,
+                    schema_version,
+                    data,
+                    metadata: Default::default(),
+                }
+            })
+            .collect();
+        self.store
+            .append(AppendRequest {
+                stream: stream.to_owned(),
+                expected: ExpectedRevision::Any,
+                facts,
+                idempotency: None,
+            })
+            .await
+            .expect("append")
+            .last_position
+    }
+
+    async fn venue(&self, name: &str, city: &str) -> VenueId {
+        let venue = VenueId(Uuid::now_v7());
+        let created = VenueFact::VenueCreated {
+            venue_id: venue,
+            name: name.to_owned(),
+            city: city.to_owned(),
+            address: Some("Main St 1".to_owned()),
+            capacity: 1000,
+            timezone: "Europe/Berlin".to_owned(),
+            created_at: at("2026-01-01T00:00:00Z"),
+        };
+        self.given(&venue.stream(), &[created]).await;
+        venue
+    }
+
+    /// Drafts an event; with `then` facts appended after the draft.
+    async fn event(
+        &self,
+        venue: VenueId,
+        title: &str,
+        category: &str,
+        starts_at: &str,
+        then: Vec<EventFact>,
+    ) -> (EventId, u64) {
+        let event = EventId(Uuid::now_v7());
+        let starts = at(starts_at);
+        let mut facts = vec![EventFact::EventDrafted {
+            event_id: event,
+            venue_id: venue,
+            title: title.to_owned(),
+            description: format!("All about {title}"),
+            category: category.to_owned(),
+            starts_at: starts,
+            ends_at: starts + chrono::Duration::hours(2),
+            timezone: "Europe/Berlin".to_owned(),
+            capacity: 100,
+            max_per_order: 10,
+        }];
+        facts.extend(then);
+        let position = self.given(&event.stream(), &facts).await;
+        (event, position)
+    }
+}
+
+fn at(text: &str) -> DateTime<Utc> {
+    text.parse().expect("timestamp")
+}
+
+fn published() -> EventFact {
+    EventFact::EventPublished {
+        published_at: at("2026-02-01T00:00:00Z"),
+    }
+}
+
+fn ticket_type(id: TicketTypeId, name: &str, price_minor: i64, quantity: u32) -> EventFact {
+    EventFact::TicketTypeAdded {
+        ticket_type_id: id,
+        name: name.to_owned(),
+        price: Money {
+            amount_minor: price_minor,
+            currency: "EUR".to_owned(),
+        },
+        quantity,
+        sales_start: Some(at("2026-02-01T00:00:00Z")),
+        sales_end: None,
+    }
+}
+
+fn confirmed(ticket_type: TicketTypeId, quantity: u32) -> EventFact {
+    EventFact::RegistrationConfirmed {
+        registration_id: RegistrationId(Uuid::now_v7()),
+        ticket_type_id: ticket_type,
+        attendee: Attendee {
+            name: "Grace".to_owned(),
+            email: "grace@example.org".to_owned(),
+        },
+        quantity,
+        ticket_codes: (0..quantity)
+            .map(|_| TicketCode(Uuid::new_v4().simple().to_string()))
+            .collect(),
+        confirmed_at: at("2026-02-02T00:00:00Z"),
+    }
+}
+
+fn item_ids(reply: &Reply) -> Vec<String> {
+    reply.body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("items in {}", reply.body))
+        .iter()
+        .map(|item| item["event_id"].as_str().expect("event_id").to_owned())
+        .collect()
+}
+
+fn ids(events: &[EventId]) -> Vec<String> {
+    events.iter().map(|e| e.0.to_string()).collect()
+}
+
+#[tokio::test]
+async fn the_listing_shows_published_and_cancelled_events_by_start_time_but_never_drafts() {
+    let api = TestApi::start().await;
+    let venue = api.venue("Hall A", "Berlin").await;
+    let cancel = EventFact::EventCancelled {
+        reason: Some("storm".to_owned()),
+        cancelled_at: at("2026-03-01T00:00:00Z"),
+    };
+    let (late, _) = api
+        .event(
+            venue,
+            "Late",
+            "Music",
+            "2026-09-01T18:00:00Z",
+            vec![published()],
+        )
+        .await;
+    api.event(venue, "Draft", "Music", "2026-07-01T18:00:00Z", vec![])
+        .await;
+    let (early, _) = api
+        .event(
+            venue,
+            "Early",
+            "Music",
+            "2026-06-01T18:00:00Z",
+            vec![published(), cancel],
+        )
+        .await;
+
+    let reply = api.get("/v1/events").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(item_ids(&reply), ids(&[early, late]));
+    assert_eq!(reply.body["next_cursor"], Value::Null);
+    let first = &reply.body["items"][0];
+    assert_eq!(first["status"], "cancelled");
+    assert_eq!(first["starts_at"], "2026-06-01T18:00:00Z");
+    assert_eq!(first["venue"]["name"], "Hall A");
+    assert_eq!(first["venue"]["city"], "Berlin");
+    assert_eq!(reply.body["items"][1]["status"], "published");
+}
+
+#[tokio::test]
+async fn the_listing_filters_by_city_and_category_ignoring_case_and_by_a_start_time_range() {
+    let api = TestApi::start().await;
+    let berlin = api.venue("Hall A", "Berlin").await;
+    let paris = api.venue("Salle B", "Paris").await;
+    let (jazz, _) = api
+        .event(
+            berlin,
+            "Jazz",
+            "Music",
+            "2026-06-01T18:00:00Z",
+            vec![published()],
+        )
+        .await;
+    let (talk, _) = api
+        .event(
+            berlin,
+            "Talk",
+            "Talks",
+            "2026-06-02T18:00:00Z",
+            vec![published()],
+        )
+        .await;
+    let (opera, _) = api
+        .event(
+            paris,
+            "Opera",
+            "Music",
+            "2026-06-03T18:00:00Z",
+            vec![published()],
+        )
+        .await;
+
+    let reply = api.get("/v1/events?city=berlin").await;
+    assert_eq!(item_ids(&reply), ids(&[jazz, talk]));
+    let reply = api.get("/v1/events?category=MUSIC").await;
+    assert_eq!(item_ids(&reply), ids(&[jazz, opera]));
+    let reply = api.get("/v1/events?category=music&city=Paris").await;
+    assert_eq!(item_ids(&reply), ids(&[opera]));
+    let reply = api
+        .get("/v1/events?from=2026-06-02T18:00:00Z&to=2026-06-03T18:00:00Z")
+        .await;
+    assert_eq!(
+        item_ids(&reply),
+        ids(&[talk]),
+        "from inclusive, to exclusive"
+    );
+    let reply = api.get("/v1/events?from=2026-06-02T20:00:00%2B02:00").await;
+    assert_eq!(
+        item_ids(&reply),
+        ids(&[talk, opera]),
+        "offsets are converted to UTC"
+    );
+    let reply = api.get("/v1/events?city=Rome").await;
+    assert_eq!(item_ids(&reply), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn paging_through_the_listing_visits_every_event_exactly_once_despite_inserts() {
+    let api = TestApi::start().await;
+    let venue = api.venue("Hall A", "Berlin").await;
+    let mut expected = Vec::new();
+    for n in 0..23 {
+        // Pairs of events share a start time: the id breaks the tie.
+        let starts = format!("2026-06-{:02}T18:00:00Z", 1 + n / 2);
+        let (event, _) = api
+            .event(
+                venue,
+                &format!("Show {n}"),
+                "Music",
+                &starts,
+                vec![published()],
+            )
+            .await;
+        expected.push((starts, event.0));
+    }
+    expected.sort();
+    let expected: Vec<String> = expected.into_iter().map(|(_, id)| id.to_string()).collect();
+
+    let mut seen = Vec::new();
+    let mut uri = "/v1/events?limit=5".to_owned();
+    let mut pages = 0;
+    loop {
+        let reply = api.get(&uri).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let page = item_ids(&reply);
+        assert!(page.len() <= 5);
+        seen.extend(page);
+        pages += 1;
+        if pages == 1 {
+            // An event earlier than the cursor appears meanwhile: later pages are unaffected.
+            api.event(
+                venue,
+                "Inserted",
+                "Music",
+                "2026-05-01T18:00:00Z",
+                vec![published()],
+            )
+            .await;
+        }
+        match reply.body["next_cursor"].as_str() {
+            Some(cursor) => uri = format!("/v1/events?limit=5&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 5);
+    assert_eq!(seen, expected, "every event once, in order");
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 23);
+}
+
+#[tokio::test]
+async fn event_details_show_the_venue_ticket_types_prices_and_seats() {
+    let api = TestApi::start().await;
+    let venue = api.venue("Hall A", "Berlin").await;
+    let (vip, standard) = (TicketTypeId(Uuid::now_v7()), TicketTypeId(Uuid::now_v7()));
+    let (event, position) = api
+        .event(
+            venue,
+            "Gala",
+            "Music",
+            "2026-06-01T18:00:00Z",
+            vec![
+                ticket_type(vip, "VIP", 9900, 10),
+                ticket_type(standard, "Standard", 2500, 200),
+                published(),
+                confirmed(vip, 3),
+                confirmed(standard, 7),
+                EventFact::EventDetailsUpdated(DetailsChange {
+                    title: Some("Grand Gala".to_owned()),
+                    ..DetailsChange::default()
+                }),
+            ],
+        )
+        .await;
+
+    let reply = api.get(&format!("/v1/events/{}", event.0)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.position, Some(position));
+    let body = &reply.body;
+    assert_eq!(body["event_id"], event.0.to_string());
+    assert_eq!(body["status"], "published");
+    assert_eq!(body["title"], "Grand Gala");
+    assert_eq!(body["description"], "All about Gala");
+    assert_eq!(body["category"], "Music");
+    assert_eq!(body["venue"]["id"], venue.0.to_string());
+    assert_eq!(body["venue"]["name"], "Hall A");
+    assert_eq!(body["starts_at"], "2026-06-01T18:00:00Z");
+    assert_eq!(body["ends_at"], "2026-06-01T20:00:00Z");
+    assert_eq!(body["timezone"], "Europe/Berlin");
+    assert_eq!(
+        (&body["capacity"], &body["confirmed"], &body["available"]),
+        (&Value::from(100), &Value::from(10), &Value::from(90))
+    );
+    let types = body["ticket_types"].as_array().expect("ticket_types");
+    assert_eq!(types.len(), 2);
+    assert_eq!(types[0]["ticket_type_id"], vip.0.to_string());
+    assert_eq!(types[0]["price"]["amount_minor"], 9900);
+    assert_eq!(types[0]["price"]["currency"], "EUR");
+    assert_eq!(types[0]["quantity"], 10);
+    assert_eq!(types[0]["confirmed"], 3);
+    assert_eq!(types[0]["available"], 7);
+    assert_eq!(types[0]["sales_start"], "2026-02-01T00:00:00Z");
+    assert_eq!(types[0]["sales_end"], Value::Null);
+    assert_eq!(
+        types[1]["available"], 90,
+        "limited by the event's 90 seats left"
+    );
+}
+
+#[tokio::test]
+async fn capacity_shows_seats_per_event_and_ticket_type() {
+    let api = TestApi::start().await;
+    let venue = api.venue("Hall A", "Berlin").await;
+    let small = TicketTypeId(Uuid::now_v7());
+    let (event, _) = api
+        .event(
+            venue,
+            "Gala",
+            "Music",
+            "2026-06-01T18:00:00Z",
+            vec![
+                ticket_type(small, "Small", 0, 20),
+                published(),
+                confirmed(small, 20),
+            ],
+        )
+        .await;
+    let reply = api.get(&format!("/v1/events/{}/capacity", event.0)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["event_id"], event.0.to_string());
+    assert_eq!(reply.body["capacity"], 100);
+    assert_eq!(reply.body["confirmed"], 20);
+    assert_eq!(reply.body["available"], 80);
+    let row = &reply.body["ticket_types"][0];
+    assert_eq!(row["ticket_type_id"], small.0.to_string());
+    assert_eq!(row["name"], "Small");
+    assert_eq!(
+        (&row["quantity"], &row["confirmed"], &row["available"]),
+        (&Value::from(20), &Value::from(20), &Value::from(0))
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_or_malformed_event_id_is_a_404_problem() {
+    let api = TestApi::start().await;
+    for uri in [
+        format!("/v1/events/{}", Uuid::now_v7()),
+        format!("/v1/events/{}/capacity", Uuid::now_v7()),
+        "/v1/events/not-a-uuid".to_owned(),
+        "/v1/events/not-a-uuid/capacity".to_owned(),
+    ] {
+        let reply = api.get(&uri).await;
+        reply.assert_problem(404, "not_found");
+        assert_eq!(reply.position, Some(0), "errors carry the position too");
+    }
+}
+
+#[tokio::test]
+async fn bad_listing_parameters_are_400_problems_naming_the_parameter() {
+    let api = TestApi::start().await;
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=ten", "limit"),
+        ("limit=-1", "limit"),
+        ("from=yesterday", "from"),
+        ("to=2026-13-01T00:00:00Z", "to"),
+        ("cursor=%21%21%21", "cursor"),
+        ("cursor=bm90IGEgY3Vyc29y", "cursor"),
+        ("city=", "city"),
+        ("city=a&city=b", "city"),
+        ("colour=red", "colour"),
+    ] {
+        let reply = api.get(&format!("/v1/events?{query}")).await;
+        reply.assert_problem(400, "validation_failed");
+        assert_eq!(reply.body["field"], field, "{query}: {}", reply.body);
+        assert!(
+            reply.body["detail"]
+                .as_str()
+                .expect("detail")
+                .contains(field),
+            "{query}: the detail names the parameter"
+        );
+    }
+    assert_eq!(api.get("/v1/events?limit=100").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_min_position_already_applied_answers_at_once_with_the_position_header() {
+    let api = TestApi::start().await;
+    let venue = api.venue("Hall A", "Berlin").await;
+    let (event, position) = api
+        .event(
+            venue,
+            "Gala",
+            "Music",
+            "2026-06-01T18:00:00Z",
+            vec![published()],
+        )
+        .await;
+    let reply = api.get_at("/v1/events", &position.to_string()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.position, Some(position));
+    assert_eq!(item_ids(&reply), ids(&[event]));
+}
+
+#[tokio::test]
+async fn a_min_position_just_written_waits_and_reads_its_own_write() {
+    let api = TestApi::start().await;
+    let venue = api.venue("Hall A", "Berlin").await;
+    let small = TicketTypeId(Uuid::now_v7());
+    let (event, _) = api
+        .event(
+            venue,
+            "Gala",
+            "Music",
+            "2026-06-01T18:00:00Z",
+            vec![ticket_type(small, "Small", 0, 20), published()],
+        )
+        .await;
+    for n in 1..=5 {
+        // Appended, not yet awaited: the request itself must wait for the projector.
+        let position = api.append(&event.stream(), &[confirmed(small, 1)]).await;
+        let reply = api
+            .get_at(
+                &format!("/v1/events/{}/capacity", event.0),
+                &position.to_string(),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert!(reply.position >= Some(position));
+        assert_eq!(reply.body["confirmed"], n, "never a stale answer");
+    }
+}
+
+#[tokio::test]
+async fn a_min_position_not_reached_in_time_is_a_503_with_retry_after() {
+    let api = TestApi::start_with_timeout(Duration::from_millis(100)).await;
+    api.venue("Hall A", "Berlin").await;
+    let applied = api.read.applied_position().await.expect("checkpoint");
+    let wanted = applied + 1000;
+    let reply = api.get_at("/v1/events", &wanted.to_string()).await;
+    reply.assert_problem(503, "position_not_reached");
+    assert_eq!(reply.retry_after.as_deref(), Some("1"));
+    assert_eq!(reply.position, Some(applied));
+    assert_eq!(reply.body["requested_position"], wanted);
+}
+
+#[tokio::test]
+async fn a_malformed_min_position_header_is_a_400() {
+    let api = TestApi::start().await;
+    for value in ["soon", "-1", "", "1.5", "99999999999999999999999"] {
+        let reply = api.get_at("/v1/events", value).await;
+        reply.assert_problem(400, "validation_failed");
+        assert_eq!(reply.body["field"], "Marquee-Min-Position", "{value:?}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404_and_wrong_methods_405_problems() {
+    let api = TestApi::start().await;
+    api.get("/v1/nothing-here")
+        .await
+        .assert_problem(404, "not_found");
+    let reply = api
+        .send(
+            Request::post("/v1/events")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    reply.assert_problem(405, "method_not_allowed");
+    let reply = api
+        .send(
+            Request::delete(format!("/v1/events/{}", Uuid::now_v7()))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    reply.assert_problem(405, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn health_and_projections_report_applied_and_head_positions() {
+    let api = TestApi::start().await;
+    let venue = api.venue("Hall A", "Berlin").await;
+    let (_, position) = api
+        .event(
+            venue,
+            "Gala",
+            "Music",
+            "2026-06-01T18:00:00Z",
+            vec![published()],
+        )
+        .await;
+
+    let reply = api.get("/health").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["status"], "ok");
+    assert_eq!(reply.body["applied_position"], position);
+    assert_eq!(reply.body["head_position"], position);
+
+    let reply = api.get("/v1/projections").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let projection = &reply.body["projections"][0];
+    assert_eq!(projection["name"], marquee_projector::PROJECTION);
+    assert_eq!(projection["applied_position"], position);
+    assert_eq!(projection["head_position"], position);
+    assert_eq!(projection["lag"], 0);
+}
+
+#[tokio::test]
+async fn the_application_serves_on_the_port_it_bound() {
+    let api = TestApi::start().await;
+    let state = QueryState::new(api.read.clone(), api.store.clone());
+    let app = marquee_query_api::Application::build("127.0.0.1:0".parse().expect("addr"), state)
+        .await
+        .expect("bind");
+    let port = app.port();
+    assert_ne!(port, 0);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.to_lowercase().contains("marquee-position: 0"),
+        "{response}"
+    );
+    let _ = stop.send(());
+    server.await.expect("server task").expect("clean stop");
+}
