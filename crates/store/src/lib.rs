@@ -17,6 +17,8 @@
 //! `subscribe` implementation; `memory`, `sqlite` and `postgres` are the backends; [`testing`]
 //! gives other crates' tests a throw-away Postgres database.
 
+#![warn(missing_docs)]
+
 mod codec;
 mod memory;
 mod plan;
@@ -63,8 +65,11 @@ pub struct NewFact {
     pub fact_id: Uuid,
     /// e.g. `RegistrationConfirmed`.
     pub fact_type: String,
+    /// Version of `data`'s shape for this fact type; upcasters on read key on it.
     pub schema_version: u32,
+    /// The fact's payload, opaque to the store.
     pub data: Value,
+    /// Correlation, causation, actor.
     pub metadata: FactMetadata,
 }
 
@@ -73,14 +78,22 @@ pub struct NewFact {
 pub struct RecordedFact {
     /// Place in the global log, from 1, strictly increasing in commit order.
     pub position: u64,
+    /// The stream (aggregate instance) it belongs to, e.g. `event-<uuid>`.
     pub stream: String,
     /// Place in its stream, from 0.
     pub revision: u64,
+    /// The id it was appended with (UUID v7).
     pub fact_id: Uuid,
+    /// e.g. `RegistrationConfirmed`.
     pub fact_type: String,
+    /// Version of `data`'s shape, as appended.
     pub schema_version: u32,
+    /// The payload, as appended.
     pub data: Value,
+    /// Correlation, causation, actor, as appended.
     pub metadata: FactMetadata,
+    /// When the log stored it (the batch's commit time, microsecond precision). On Postgres the
+    /// database clock, so it never goes backwards against position order across processes.
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -93,28 +106,41 @@ pub struct IdempotentResponse {
     pub status: u16,
     /// JSON body of the first answer.
     pub body: Value,
+    /// When the first answer was given; the entry answers for [`IDEMPOTENCY_TTL`] after it.
     pub created_at: DateTime<Utc>,
 }
 
 /// Remember `response` under `key`, in the same transaction as the append it belongs to.
+///
+/// The answer to an append names the position of its last fact, which is only known inside the
+/// append's transaction: when the body is a JSON object, the store sets its `position` member to
+/// the append's last position before remembering it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdempotencyWrite {
+    /// The client's `Idempotency-Key`.
     pub key: String,
+    /// The answer to give again for this key.
     pub response: IdempotentResponse,
 }
 
 /// One atomic append to one stream.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppendRequest {
+    /// The stream to append to; must not be blank.
     pub stream: String,
+    /// Checked against the stream when the append is written (not when it is queued).
     pub expected: ExpectedRevision,
     /// At least one fact.
     pub facts: Vec<NewFact>,
-    /// Written atomically with the facts when present.
+    /// Written atomically with the facts when present. If the key is already stored (and not
+    /// expired) the append is refused with [`StoreError::IdempotencyKeyTaken`].
     pub idempotency: Option<IdempotencyWrite>,
 }
 
 /// What an accepted append wrote.
+///
+/// For a retry whose facts are all stored already, the append writes nothing and answers with
+/// where those facts are: their first and last positions and the revision of the last of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Appended {
     /// Position of the first fact of this append.
@@ -128,11 +154,13 @@ pub struct Appended {
 /// A cached aggregate state at a revision. A cache only: deleting snapshots changes no answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// The stream whose state this is.
     pub stream: String,
     /// Revision of the last fact folded into `state`.
     pub revision: u64,
     /// Version of the state's shape; a snapshot of another version is ignored.
     pub schema_version: u32,
+    /// The folded state, serialised by its owner.
     pub state: Value,
 }
 
@@ -142,7 +170,9 @@ pub enum StoreError {
     /// The stream was not at the expected revision; nothing was written.
     #[error("stream {stream}: expected {expected:?}, actual revision {actual:?}")]
     WrongExpectedRevision {
+        /// The stream appended to.
         stream: String,
+        /// What the append expected.
         expected: ExpectedRevision,
         /// `None` when the stream does not exist.
         actual: Option<u64>,
@@ -273,7 +303,7 @@ pub async fn connect_with(
     url: &str,
     options: StoreOptions,
 ) -> Result<Arc<dyn EventStore>, StoreError> {
-    if url == "memory:" || url.starts_with("memory:") {
+    if url.starts_with("memory:") {
         Ok(Arc::new(memory::MemoryStore::new(options)))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(url, options).await?))

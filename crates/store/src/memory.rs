@@ -81,7 +81,7 @@ impl EventStore for MemoryStore {
     async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
         plan::validate(&request)?;
         let now = Utc::now().trunc_subsecs(6);
-        let head = {
+        let (outcome, head) = {
             let mut log = self.shared.lock();
             let mut view = LogView {
                 head: log.facts.len() as u64,
@@ -145,8 +145,8 @@ impl EventStore for MemoryStore {
             }
             (outcome, batch.head)
         };
-        crate::writer::publish_head(&self.shared.head, head.1);
-        Ok(head.0)
+        crate::writer::publish_head(&self.shared.head, head);
+        Ok(outcome)
     }
 
     async fn read_stream(

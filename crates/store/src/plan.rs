@@ -48,12 +48,23 @@ pub(crate) struct PlannedRow<'a> {
 pub(crate) struct BatchPlan<'a> {
     /// New facts, in position order (contiguous from `view.head + 1`).
     pub rows: Vec<PlannedRow<'a>>,
-    /// Idempotency entries of the accepted requests.
-    pub idempotency: Vec<&'a IdempotencyWrite>,
+    /// Idempotency entries of the accepted requests, with `position` filled in (see
+    /// [`IdempotencyWrite`]).
+    pub idempotency: Vec<IdempotencyWrite>,
     /// One answer per request, in request order.
     pub outcomes: Vec<Result<Appended, StoreError>>,
     /// The highest position after the batch.
     pub head: u64,
+}
+
+/// The remembered answer of an append names the append's last position, which only the batch
+/// plan knows: it goes into the body's `position` member when the body is a JSON object.
+fn with_position(write: &IdempotencyWrite, last_position: u64) -> IdempotencyWrite {
+    let mut write = write.clone();
+    if let serde_json::Value::Object(body) = &mut write.response.body {
+        body.insert("position".to_owned(), last_position.into());
+    }
+    write
 }
 
 /// Rejects requests no backend could store, before they reach a transaction.
@@ -222,7 +233,7 @@ pub(crate) fn plan_batch<'a>(requests: &'a [AppendRequest], view: &LogView) -> B
         revisions.insert(stream, last_revision);
         if let Some(write) = &request.idempotency {
             keys.insert(write.key.as_str());
-            idempotency.push(write);
+            idempotency.push(with_position(write, head));
         }
         let first = known_positions
             .iter()

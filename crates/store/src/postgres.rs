@@ -272,7 +272,7 @@ impl Sink {
 /// kept: the first answer wins).
 async fn put_idempotency(
     conn: &mut PgConnection,
-    writes: &[&IdempotencyWrite],
+    writes: &[IdempotencyWrite],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     let mut keys = Vec::with_capacity(writes.len());
@@ -464,7 +464,7 @@ impl EventStore for PostgresStore {
 
     async fn idempotency_put(&self, write: IdempotencyWrite) -> Result<(), StoreError> {
         let mut conn = self.reader.pool.acquire().await?;
-        put_idempotency(&mut conn, &[&write], Utc::now()).await?;
+        put_idempotency(&mut conn, &[write], Utc::now()).await?;
         drop(conn);
         cleanup_idempotency(&self.reader.pool, &self.cleanup).await;
         Ok(())

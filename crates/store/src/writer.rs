@@ -40,7 +40,8 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer task on the current tokio runtime.
+    /// Starts the writer task on the current tokio runtime; the store works only while that
+    /// runtime runs (one store per runtime, as usual for sqlx pools).
     pub(crate) fn spawn<S: BatchSink>(
         sink: S,
         head: Arc<watch::Sender<u64>>,
@@ -71,7 +72,8 @@ async fn run<S: BatchSink>(
 ) {
     let mut jobs = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
-        let requests: Vec<AppendRequest> = jobs.iter().map(|j| j.request.clone()).collect();
+        let (requests, replies): (Vec<AppendRequest>, Vec<_>) =
+            jobs.drain(..).map(|job| (job.request, job.reply)).unzip();
         let outcomes = match sink.write_batch(&requests).await {
             Ok(result) => {
                 publish_head(&head, result.head);
@@ -85,8 +87,7 @@ async fn run<S: BatchSink>(
                 tracing::warn!(error = %e, size = requests.len(), "group commit failed; retrying one by one");
                 let mut outcomes = Vec::with_capacity(requests.len());
                 for request in &requests {
-                    let single = std::slice::from_ref(request);
-                    match sink.write_batch(single).await {
+                    match sink.write_batch(std::slice::from_ref(request)).await {
                         Ok(mut result) => {
                             publish_head(&head, result.head);
                             outcomes.push(result.outcomes.pop().unwrap_or(Err(StoreError::Closed)));
@@ -97,9 +98,9 @@ async fn run<S: BatchSink>(
                 outcomes
             }
         };
-        for (job, outcome) in jobs.drain(..).zip(outcomes) {
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // The caller may have given up waiting; its append still stands.
-            let _ = job.reply.send(outcome);
+            let _ = reply.send(outcome);
         }
         sink.after_batch().await;
     }
