@@ -50,15 +50,25 @@ pub struct Price {
 /// One `event_listing` row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventRecord {
+    /// The event (the happening).
     pub event_id: Uuid,
+    /// Where it takes place.
     pub venue_id: Uuid,
+    /// The venue's current name.
     pub venue_name: String,
+    /// The venue's city, as written when the venue was created.
     pub city: String,
+    /// Headline shown in listings.
     pub title: String,
+    /// Long text shown on the event's page.
     pub description: String,
+    /// Free text, as the organizer wrote it; filters ignore case.
     pub category: String,
+    /// Draft, published or cancelled.
     pub status: EventStatus,
+    /// Start, UTC.
     pub starts_at: DateTime<Utc>,
+    /// End, UTC.
     pub ends_at: DateTime<Utc>,
     /// IANA time zone the event is advertised in.
     pub timezone: String,
@@ -72,7 +82,9 @@ pub struct EventRecord {
     pub max_per_order: u64,
     /// The cheapest ticket type's price, if the event has any.
     pub min_price: Option<Price>,
+    /// When it went on sale, once published.
     pub published_at: Option<DateTime<Utc>>,
+    /// When it was called off, once cancelled.
     pub cancelled_at: Option<DateTime<Utc>>,
     /// Position of the last fact that changed this event.
     pub last_position: u64,
@@ -91,8 +103,11 @@ impl EventRecord {
 /// One `event_capacity` row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TicketTypeRecord {
+    /// The ticket type, unique within its event.
     pub ticket_type_id: Uuid,
+    /// Display name.
     pub name: String,
+    /// Price of one seat.
     pub price: Price,
     /// Seats of this type that can ever be confirmed.
     pub quantity: u64,
@@ -100,14 +115,18 @@ pub struct TicketTypeRecord {
     pub confirmed: u64,
     /// `min(quantity - confirmed, event capacity - event confirmed)`, never below 0.
     pub available: u64,
+    /// Sales open (inclusive); `None` means from publication.
     pub sales_start: Option<DateTime<Utc>>,
+    /// Sales close (exclusive); `None` means until the event ends.
     pub sales_end: Option<DateTime<Utc>>,
 }
 
 /// An event with its ticket types, in the order they were added.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EventDetails {
+    /// The event's listing row.
     pub event: EventRecord,
+    /// Its ticket types.
     pub ticket_types: Vec<TicketTypeRecord>,
 }
 

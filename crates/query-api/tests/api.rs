@@ -27,6 +27,8 @@ struct TestApi {
     read: ReadModels,
     router: Router,
     _stop: tokio::sync::oneshot::Sender<()>,
+    /// The Postgres test database, dropped after the API.
+    _keep: Box<dyn std::any::Any + Send>,
 }
 
 struct Reply {
@@ -50,28 +52,48 @@ impl Reply {
 }
 
 impl TestApi {
-    async fn start() -> Self {
-        Self::start_with_timeout(Duration::from_secs(2)).await
-    }
-
-    async fn start_with_timeout(min_position_timeout: Duration) -> Self {
+    /// An in-memory log and read models.
+    async fn memory() -> Self {
         let store = marquee_store::connect("memory:").await.expect("store");
         let read = ReadModels::connect("memory:").await.expect("read models");
+        Self::start(store, read, Box::new(()))
+    }
+
+    /// The log and the read models in one fresh Postgres database.
+    async fn postgres() -> Self {
+        let db = marquee_store::testing::PgTestDb::create().await;
+        let store = marquee_store::connect(&db.url).await.expect("store");
+        let read = ReadModels::connect(&db.url).await.expect("read models");
+        Self::start(store, read, Box::new(db))
+    }
+
+    fn start(
+        store: Arc<dyn EventStore>,
+        read: ReadModels,
+        keep: Box<dyn std::any::Any + Send>,
+    ) -> Self {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(Projector::new(store.clone(), read.clone()).run(async move {
             let _ = stopped.await;
         }));
-        let router = router(QueryState {
-            read: read.clone(),
-            store: store.clone(),
-            min_position_timeout,
-        });
+        let router = router(QueryState::new(read.clone(), store.clone()));
         Self {
             store,
             read,
             router,
             _stop: stop,
+            _keep: keep,
         }
+    }
+
+    /// The same API with another `Marquee-Min-Position` timeout.
+    fn with_min_position_timeout(mut self, min_position_timeout: Duration) -> Self {
+        self.router = router(QueryState {
+            read: self.read.clone(),
+            store: self.store.clone(),
+            min_position_timeout,
+        });
+        self
     }
 
     async fn send(&self, request: Request<Body>) -> Reply {
@@ -256,9 +278,9 @@ fn ids(events: &[EventId]) -> Vec<String> {
     events.iter().map(|e| e.0.to_string()).collect()
 }
 
-#[tokio::test]
-async fn the_listing_shows_published_and_cancelled_events_by_start_time_but_never_drafts() {
-    let api = TestApi::start().await;
+async fn the_listing_shows_published_and_cancelled_events_by_start_time_but_never_drafts(
+    api: TestApi,
+) {
     let venue = api.venue("Hall A", "Berlin").await;
     let cancel = EventFact::EventCancelled {
         reason: Some("storm".to_owned()),
@@ -297,9 +319,9 @@ async fn the_listing_shows_published_and_cancelled_events_by_start_time_but_neve
     assert_eq!(reply.body["items"][1]["status"], "published");
 }
 
-#[tokio::test]
-async fn the_listing_filters_by_city_and_category_ignoring_case_and_by_a_start_time_range() {
-    let api = TestApi::start().await;
+async fn the_listing_filters_by_city_and_category_ignoring_case_and_by_a_start_time_range(
+    api: TestApi,
+) {
     let berlin = api.venue("Hall A", "Berlin").await;
     let paris = api.venue("Salle B", "Paris").await;
     let (jazz, _) = api
@@ -354,9 +376,7 @@ async fn the_listing_filters_by_city_and_category_ignoring_case_and_by_a_start_t
     assert_eq!(item_ids(&reply), Vec::<String>::new());
 }
 
-#[tokio::test]
-async fn paging_through_the_listing_visits_every_event_exactly_once_despite_inserts() {
-    let api = TestApi::start().await;
+async fn paging_through_the_listing_visits_every_event_exactly_once_despite_inserts(api: TestApi) {
     let venue = api.venue("Hall A", "Berlin").await;
     let mut expected = Vec::new();
     for n in 0..23 {
@@ -407,9 +427,7 @@ async fn paging_through_the_listing_visits_every_event_exactly_once_despite_inse
     assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 23);
 }
 
-#[tokio::test]
-async fn event_details_show_the_venue_ticket_types_prices_and_seats() {
-    let api = TestApi::start().await;
+async fn event_details_show_the_venue_ticket_types_prices_and_seats(api: TestApi) {
     let venue = api.venue("Hall A", "Berlin").await;
     let (vip, standard) = (TicketTypeId(Uuid::now_v7()), TicketTypeId(Uuid::now_v7()));
     let (event, position) = api
@@ -466,9 +484,7 @@ async fn event_details_show_the_venue_ticket_types_prices_and_seats() {
     );
 }
 
-#[tokio::test]
-async fn capacity_shows_seats_per_event_and_ticket_type() {
-    let api = TestApi::start().await;
+async fn capacity_shows_seats_per_event_and_ticket_type(api: TestApi) {
     let venue = api.venue("Hall A", "Berlin").await;
     let small = TicketTypeId(Uuid::now_v7());
     let (event, _) = api
@@ -499,9 +515,7 @@ async fn capacity_shows_seats_per_event_and_ticket_type() {
     );
 }
 
-#[tokio::test]
-async fn an_unknown_or_malformed_event_id_is_a_404_problem() {
-    let api = TestApi::start().await;
+async fn an_unknown_or_malformed_event_id_is_a_404_problem(api: TestApi) {
     for uri in [
         format!("/v1/events/{}", Uuid::now_v7()),
         format!("/v1/events/{}/capacity", Uuid::now_v7()),
@@ -514,9 +528,7 @@ async fn an_unknown_or_malformed_event_id_is_a_404_problem() {
     }
 }
 
-#[tokio::test]
-async fn bad_listing_parameters_are_400_problems_naming_the_parameter() {
-    let api = TestApi::start().await;
+async fn bad_listing_parameters_are_400_problems_naming_the_parameter(api: TestApi) {
     for (query, field) in [
         ("limit=0", "limit"),
         ("limit=101", "limit"),
@@ -544,9 +556,7 @@ async fn bad_listing_parameters_are_400_problems_naming_the_parameter() {
     assert_eq!(api.get("/v1/events?limit=100").await.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn a_min_position_already_applied_answers_at_once_with_the_position_header() {
-    let api = TestApi::start().await;
+async fn a_min_position_already_applied_answers_at_once_with_the_position_header(api: TestApi) {
     let venue = api.venue("Hall A", "Berlin").await;
     let (event, position) = api
         .event(
@@ -563,9 +573,7 @@ async fn a_min_position_already_applied_answers_at_once_with_the_position_header
     assert_eq!(item_ids(&reply), ids(&[event]));
 }
 
-#[tokio::test]
-async fn a_min_position_just_written_waits_and_reads_its_own_write() {
-    let api = TestApi::start().await;
+async fn a_min_position_just_written_waits_and_reads_its_own_write(api: TestApi) {
     let venue = api.venue("Hall A", "Berlin").await;
     let small = TicketTypeId(Uuid::now_v7());
     let (event, _) = api
@@ -592,9 +600,8 @@ async fn a_min_position_just_written_waits_and_reads_its_own_write() {
     }
 }
 
-#[tokio::test]
-async fn a_min_position_not_reached_in_time_is_a_503_with_retry_after() {
-    let api = TestApi::start_with_timeout(Duration::from_millis(100)).await;
+async fn a_min_position_not_reached_in_time_is_a_503_with_retry_after(api: TestApi) {
+    let api = api.with_min_position_timeout(Duration::from_millis(100));
     api.venue("Hall A", "Berlin").await;
     let applied = api.read.applied_position().await.expect("checkpoint");
     let wanted = applied + 1000;
@@ -605,9 +612,7 @@ async fn a_min_position_not_reached_in_time_is_a_503_with_retry_after() {
     assert_eq!(reply.body["requested_position"], wanted);
 }
 
-#[tokio::test]
-async fn a_malformed_min_position_header_is_a_400() {
-    let api = TestApi::start().await;
+async fn a_malformed_min_position_header_is_a_400(api: TestApi) {
     for value in ["soon", "-1", "", "1.5", "99999999999999999999999"] {
         let reply = api.get_at("/v1/events", value).await;
         reply.assert_problem(400, "validation_failed");
@@ -615,9 +620,7 @@ async fn a_malformed_min_position_header_is_a_400() {
     }
 }
 
-#[tokio::test]
-async fn unknown_routes_are_404_and_wrong_methods_405_problems() {
-    let api = TestApi::start().await;
+async fn unknown_routes_are_404_and_wrong_methods_405_problems(api: TestApi) {
     api.get("/v1/nothing-here")
         .await
         .assert_problem(404, "not_found");
@@ -639,9 +642,7 @@ async fn unknown_routes_are_404_and_wrong_methods_405_problems() {
     reply.assert_problem(405, "method_not_allowed");
 }
 
-#[tokio::test]
-async fn health_and_projections_report_applied_and_head_positions() {
-    let api = TestApi::start().await;
+async fn health_and_projections_report_applied_and_head_positions(api: TestApi) {
     let venue = api.venue("Hall A", "Berlin").await;
     let (_, position) = api
         .event(
@@ -668,9 +669,7 @@ async fn health_and_projections_report_applied_and_head_positions() {
     assert_eq!(projection["lag"], 0);
 }
 
-#[tokio::test]
-async fn the_application_serves_on_the_port_it_bound() {
-    let api = TestApi::start().await;
+async fn the_application_serves_on_the_port_it_bound(api: TestApi) {
     let state = QueryState::new(api.read.clone(), api.store.clone());
     let app = marquee_query_api::Application::build("127.0.0.1:0".parse().expect("addr"), state)
         .await
@@ -699,3 +698,62 @@ async fn the_application_serves_on_the_port_it_bound() {
     let _ = stop.send(());
     server.await.expect("server task").expect("clean stop");
 }
+
+/// Each scenario against the in-memory engine, and again against Postgres.
+macro_rules! on_every_engine {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(TestApi::memory().await).await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(TestApi::postgres().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_engine!(
+    the_listing_shows_published_and_cancelled_events_by_start_time_but_never_drafts,
+    the_listing_filters_by_city_and_category_ignoring_case_and_by_a_start_time_range,
+    paging_through_the_listing_visits_every_event_exactly_once_despite_inserts,
+    event_details_show_the_venue_ticket_types_prices_and_seats,
+    capacity_shows_seats_per_event_and_ticket_type,
+    an_unknown_or_malformed_event_id_is_a_404_problem,
+    a_min_position_already_applied_answers_at_once_with_the_position_header,
+    a_min_position_just_written_waits_and_reads_its_own_write,
+    health_and_projections_report_applied_and_head_positions,
+    the_application_serves_on_the_port_it_bound,
+    a_min_position_not_reached_in_time_is_a_503_with_retry_after,
+);
+
+/// Input checks that never reach the database: the in-memory engine is enough.
+macro_rules! on_memory {
+    ($($name:ident),* $(,)?) => {
+        mod input {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(TestApi::memory().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_memory!(
+    a_malformed_min_position_header_is_a_400,
+    unknown_routes_are_404_and_wrong_methods_405_problems,
+    bad_listing_parameters_are_400_problems_naming_the_parameter,
+);
