@@ -462,6 +462,17 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_answer_gets_the_appends_last_position() {
+        let view = LogView {
+            head: 4,
+            ..LogView::default()
+        };
+        let requests = [keyed(request("a", ExpectedRevision::Any, &[1, 2]), "k")];
+        let plan = plan_batch(&requests, &view);
+        assert_eq!(plan.idempotency[0].response.body, json!({ "position": 6 }));
+    }
+
+    #[test]
     fn invalid_requests_are_rejected_alone() {
         let requests = [
             request("", ExpectedRevision::Any, &[1]),

@@ -434,6 +434,9 @@ pub async fn an_append_stores_its_idempotency_answer_and_the_key_cannot_append_t
         .expect("get")
         .expect("stored");
     assert_eq!(got.status, 201);
+    // The remembered body names the append's last position, known only at commit.
+    assert_eq!(got.body["position"], json!(1));
+    assert_eq!(got.body["hash"], json!("hash"));
 
     // Same key, new facts (a concurrent duplicate request): refused, nothing written.
     let mut second = request("t", ExpectedRevision::Any, vec![fact("B", 1)]);
