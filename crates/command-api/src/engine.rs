@@ -14,9 +14,11 @@ use marquee_domain::venue::{self, Venue, VenueCommand, VenueError, VenueFact};
 use marquee_domain::{FactCodec, Timestamp};
 use marquee_store::{
     AppendRequest, EventStore, ExpectedRevision, FactMetadata, IdempotencyWrite,
-    IdempotentResponse, NewFact, StoreError,
+    IdempotentResponse, NewFact, Snapshot, StoreError,
 };
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -28,7 +30,9 @@ const PAGE: usize = 1000;
 
 /// One aggregate's pure functions, so the engine can run any of them.
 pub trait Aggregate {
-    type State: Default + Send;
+    /// Version of the state's serialized shape; snapshots of another version are ignored.
+    const STATE_VERSION: u32;
+    type State: Default + Send + Serialize + DeserializeOwned;
     type Fact: FactCodec + Send + Sync;
     type Command: Clone + Send;
     type Error: Into<ApiError>;
@@ -43,6 +47,7 @@ pub trait Aggregate {
 /// The venue aggregate, for the engine.
 pub struct VenueAggregate;
 impl Aggregate for VenueAggregate {
+    const STATE_VERSION: u32 = venue::STATE_SCHEMA_VERSION;
     type State = Venue;
     type Fact = VenueFact;
     type Command = VenueCommand;
@@ -58,6 +63,7 @@ impl Aggregate for VenueAggregate {
 /// The event aggregate, for the engine.
 pub struct EventAggregate;
 impl Aggregate for EventAggregate {
+    const STATE_VERSION: u32 = event::STATE_SCHEMA_VERSION;
     type State = Event;
     type Fact = EventFact;
     type Command = EventCommand;
@@ -175,14 +181,18 @@ impl Engine {
         (self.clock)()
     }
 
-    /// Folds a stream's facts into its aggregate's state.
+    /// Folds a stream's facts into its aggregate's state, starting from the stream's snapshot
+    /// when there is a usable one.
     pub async fn load<A: Aggregate>(&self, stream: &str) -> Result<Loaded<A::State>, ApiError> {
-        let mut loaded = Loaded {
-            state: A::State::default(),
-            revision: None,
-            position: 0,
+        let mut loaded = match self.load_snapshot::<A>(stream).await {
+            Some(loaded) => loaded,
+            None => Loaded {
+                state: A::State::default(),
+                revision: None,
+                position: 0,
+            },
         };
-        let mut from = 0;
+        let mut from = loaded.revision.map_or(0, |r| r + 1);
         loop {
             let page = self.store.read_stream(stream, from, PAGE).await?;
             let full = page.len() == PAGE;
@@ -197,6 +207,68 @@ impl Engine {
             if !full {
                 return Ok(loaded);
             }
+        }
+    }
+
+    /// The stream's snapshot, if snapshots are on and it has the current state version. A
+    /// snapshot is only a cache: any problem with it means "fold from the start" plus a warning.
+    async fn load_snapshot<A: Aggregate>(&self, stream: &str) -> Option<Loaded<A::State>> {
+        if self.store.snapshot_every() == 0 {
+            return None;
+        }
+        let snapshot = match self.store.load_snapshot(stream).await {
+            Ok(snapshot) => snapshot?,
+            Err(e) => {
+                tracing::warn!(stream, error = %e, "could not read snapshot; folding from the start");
+                return None;
+            }
+        };
+        if snapshot.schema_version != A::STATE_VERSION {
+            return None;
+        }
+        let position = snapshot.state.get("position").and_then(Value::as_u64)?;
+        let state = snapshot.state.get("state")?.clone();
+        match serde_json::from_value(state) {
+            Ok(state) => Some(Loaded {
+                state,
+                revision: Some(snapshot.revision),
+                position,
+            }),
+            Err(e) => {
+                tracing::warn!(stream, error = %e, "unreadable snapshot; folding from the start");
+                None
+            }
+        }
+    }
+
+    /// Saves a snapshot when an append crossed a multiple of the store's snapshot interval.
+    async fn maybe_snapshot<A: Aggregate>(
+        &self,
+        stream: &str,
+        before: Option<u64>,
+        after: u64,
+        position: u64,
+        state: &A::State,
+    ) {
+        let every = self.store.snapshot_every();
+        if every == 0 || before.map_or(0, |r| (r + 1) / every) == (after + 1) / every {
+            return;
+        }
+        let state = match serde_json::to_value(state) {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(stream, error = %e, "could not serialize a snapshot");
+                return;
+            }
+        };
+        let snapshot = Snapshot {
+            stream: stream.to_owned(),
+            revision: after,
+            schema_version: A::STATE_VERSION,
+            state: json!({ "position": position, "state": state }),
+        };
+        if let Err(e) = self.store.save_snapshot(snapshot).await {
+            tracing::warn!(stream, error = %e, "could not save a snapshot");
         }
     }
 
@@ -274,6 +346,14 @@ impl Engine {
             };
             match self.store.append(request).await {
                 Ok(appended) => {
+                    self.maybe_snapshot::<A>(
+                        stream,
+                        loaded.revision,
+                        appended.revision,
+                        appended.last_position,
+                        &state,
+                    )
+                    .await;
                     set_position(&mut reply.body, appended.last_position);
                     return Ok((
                         Accepted {

@@ -83,7 +83,7 @@ pub enum RegistrationStatus {
 }
 
 /// N seats of one ticket type for one attendee.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Registration {
     /// Chosen by the caller, unique within the event.
     pub id: RegistrationId,
@@ -99,8 +99,12 @@ pub struct Registration {
     pub status: RegistrationStatus,
 }
 
+/// Version of [`Event`]'s serialized shape, for snapshots: bump it whenever `Event` or a type
+/// inside it changes shape, and older snapshots are ignored (they are only a cache).
+pub const STATE_SCHEMA_VERSION: u32 = 1;
+
 /// What is known about an event, folded from its facts. `Event::default()` is "no such event".
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     /// `None` until `EventDrafted`.
     pub id: Option<EventId>,

@@ -7,8 +7,12 @@ use crate::{FactCodec, Timestamp, VenueId};
 /// Longest accepted name, city or address, in characters.
 pub const MAX_TEXT_LEN: usize = 200;
 
+/// Version of [`Venue`]'s serialized shape, for snapshots: bump it whenever `Venue` changes
+/// shape, and older snapshots are ignored (they are only a cache).
+pub const STATE_SCHEMA_VERSION: u32 = 1;
+
 /// What is known about a venue, folded from its facts. `Venue::default()` is "no such venue".
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Venue {
     /// `None` until `VenueCreated`.
     pub id: Option<VenueId>,
