@@ -180,7 +180,14 @@ fn parse_listing(pairs: Vec<(String, String)>) -> Result<ListingFilter, ApiError
 }
 
 fn parse_time(field: &'static str, value: &str) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::parse_from_rfc3339(value.trim())
+    let mut value = value.trim().to_owned();
+    // An unencoded `+02:00` offset arrives as ` 02:00` (a form-encoded `+` is a space).
+    if let Some(space) = value.rfind(' ')
+        && value.len() - space == 6
+    {
+        value.replace_range(space..=space, "+");
+    }
+    DateTime::parse_from_rfc3339(&value)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| ApiError::validation(field, "must be an RFC 3339 timestamp"))
 }
@@ -384,6 +391,17 @@ mod tests {
         let filter = parse_listing(vec![]).expect("no parameters is fine");
         assert_eq!(filter.limit, DEFAULT_LIMIT);
         assert_eq!(filter.category, None);
+    }
+
+    #[test]
+    fn an_unencoded_plus_in_an_offset_is_read_as_a_plus() {
+        let from = parse_time("from", "2026-06-01T20:00:00 02:00").expect("time");
+        assert_eq!(
+            from,
+            "2026-06-01T18:00:00Z"
+                .parse::<DateTime<Utc>>()
+                .expect("time")
+        );
     }
 
     #[test]
