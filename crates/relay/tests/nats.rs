@@ -415,6 +415,76 @@ async fn nats_a_stream_filled_from_another_log_is_refused() {
     );
 }
 
+#[tokio::test]
+async fn nats_an_existing_stream_is_brought_in_line_with_the_config() {
+    let url = nats_url();
+    let js = connect(&url).await;
+    let test = TestStream::new(&url);
+    // Made by hand (or an older relay): another subject, a short duplicate window.
+    js.create_stream(stream::Config {
+        name: test.name.clone(),
+        subjects: vec![format!("{}.old", test.prefix)],
+        duplicate_window: Duration::from_secs(10),
+        ..Default::default()
+    })
+    .await
+    .expect("create the stream by hand");
+
+    let store = memory_store().await;
+    let head = append(&store, 12).await;
+    let mut relay = start(
+        store.clone(),
+        RelayConfig {
+            max_messages: Some(1_000),
+            ..test.config()
+        },
+    );
+    relay.wait_published(head).await;
+    relay.stop().await;
+
+    let config = js
+        .get_stream(&test.name)
+        .await
+        .expect("stream")
+        .cached_info()
+        .config
+        .clone();
+    assert_eq!(config.subjects, vec![format!("{}.>", test.prefix)]);
+    assert_eq!(config.duplicate_window, Duration::from_secs(120));
+    assert_eq!(config.max_messages, 1_000);
+    assert_stream_is_the_log(&js, &test, &store).await;
+}
+
+#[tokio::test]
+async fn nats_a_message_the_relay_did_not_write_stops_it() {
+    let url = nats_url();
+    let js = connect(&url).await;
+    let test = TestStream::new(&url);
+    let store = memory_store().await;
+    let head = append(&store, 3).await;
+    let mut relay = start(store.clone(), test.config());
+    relay.wait_published(head).await;
+    relay.stop().await;
+
+    // Someone else publishes under the relay's prefix: the last message no longer says where
+    // the relay stopped.
+    js.publish(format!("{}.intruder._", test.prefix), "hello".into())
+        .await
+        .expect("publish")
+        .await
+        .expect("stored");
+    let result = tokio::time::timeout(
+        WAIT,
+        Relay::new(store, test.config()).run(std::future::pending()),
+    )
+    .await
+    .expect("the relay gives up at once");
+    assert!(
+        matches!(result, Err(RelayError::ForeignMessage { sequence: 4, .. })),
+        "{result:?}"
+    );
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
