@@ -1,6 +1,8 @@
 //! The `marquee` command: composes the services. Embedded by default (`marquee serve`: one
 //! process, one SQLite file); each service can also run alone against a shared database.
 
+mod bench;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +34,9 @@ enum Command {
     Projector(StorageArgs),
     /// Run only the query API (reads).
     QueryApi(QueryApiArgs),
+    /// Measure the store and the command side (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(bench::Bench),
 }
 
 /// Where the log and read models live.
@@ -106,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     match cli.command {
+        Command::Bench(bench) => bench::run(bench).await,
         Command::Serve(args) => serve(args, stopped).await,
         Command::CommandApi(args) => {
             let store = open_store(&args.storage).await?;

@@ -241,6 +241,16 @@ impl Engine {
         }
     }
 
+    /// Loads `stream` and snapshots it now, whatever the interval (tools and benchmarks).
+    pub async fn take_snapshot<A: Aggregate>(&self, stream: &str) -> Result<(), ApiError> {
+        let loaded = self.load::<A>(stream).await?;
+        if let Some(revision) = loaded.revision {
+            self.save_snapshot::<A>(stream, revision, loaded.position, &loaded.state)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Saves a snapshot when an append crossed a multiple of the store's snapshot interval.
     async fn maybe_snapshot<A: Aggregate>(
         &self,
@@ -254,22 +264,28 @@ impl Engine {
         if every == 0 || before.map_or(0, |r| (r + 1) / every) == (after + 1) / every {
             return;
         }
-        let state = match serde_json::to_value(state) {
-            Ok(state) => state,
-            Err(e) => {
-                tracing::warn!(stream, error = %e, "could not serialize a snapshot");
-                return;
-            }
-        };
+        if let Err(e) = self.save_snapshot::<A>(stream, after, position, state).await {
+            tracing::warn!(stream, error = %e, "could not save a snapshot");
+        }
+    }
+
+    async fn save_snapshot<A: Aggregate>(
+        &self,
+        stream: &str,
+        revision: u64,
+        position: u64,
+        state: &A::State,
+    ) -> Result<(), ApiError> {
+        let state = serde_json::to_value(state)
+            .map_err(|e| ApiError::Store(StoreError::Corrupt(format!("snapshot: {e}"))))?;
         let snapshot = Snapshot {
             stream: stream.to_owned(),
-            revision: after,
+            revision,
             schema_version: A::STATE_VERSION,
             state: json!({ "position": position, "state": state }),
         };
-        if let Err(e) = self.store.save_snapshot(snapshot).await {
-            tracing::warn!(stream, error = %e, "could not save a snapshot");
-        }
+        self.store.save_snapshot(snapshot).await?;
+        Ok(())
     }
 
     /// Loads `stream`, decides `commands` in turn (each seeing the facts of those before it),

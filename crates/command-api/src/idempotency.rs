@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use marquee_store::{IdempotencyWrite, IdempotentResponse};
+use marquee_store::{IdempotencyWrite, IdempotentResponse, StoreError};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -100,6 +100,15 @@ where
     }
     context.idempotency = Some((key.clone(), hash.clone()));
     let outcome = run(context).await;
+    if let Err(ApiError::Store(StoreError::IdempotencyKeyTaken { .. })) = &outcome {
+        // Another process committed the same key first: its answer is the answer.
+        return match state.engine.store().idempotency_get(&key).await {
+            Ok(Some(first)) if first.request_hash == hash => replay(first),
+            Ok(Some(_)) => ApiError::IdempotencyKeyReused.into_response(),
+            Ok(None) => ApiError::IdempotencyInFlight.into_response(),
+            Err(e) => ApiError::from(e).into_response(),
+        };
+    }
     if let Err(error) = &outcome
         && error.status().is_client_error()
     {
