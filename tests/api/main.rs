@@ -6,4 +6,5 @@
 mod bad_input;
 mod helpers;
 mod idempotency;
+mod readme;
 mod walking_skeleton;

@@ -1,0 +1,71 @@
+//! The README's curl walkthrough, run exactly as written against a fresh server (only the two
+//! base URLs and the scratch file are swapped for this run's).
+
+use std::process::Command;
+
+use crate::helpers::{Backend, spawn_app};
+
+/// The ```sh blocks between the walkthrough markers, joined.
+fn walkthrough() -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let start = readme
+        .find("<!-- walkthrough:start -->")
+        .expect("walkthrough start marker");
+    let end = readme
+        .find("<!-- walkthrough:end -->")
+        .expect("walkthrough end marker");
+    let mut script = String::new();
+    let mut in_block = false;
+    for line in readme[start..end].lines() {
+        match (in_block, line.trim()) {
+            (false, "```sh") => in_block = true,
+            (true, "```") => in_block = false,
+            (true, _) => {
+                script.push_str(line);
+                script.push('\n');
+            }
+            _ => {}
+        }
+    }
+    assert!(script.contains("curl"), "the walkthrough has commands");
+    script
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_walkthrough_works_as_written() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let scratch = tempfile::tempdir().expect("dir");
+    let script = walkthrough()
+        .replace("http://127.0.0.1:8080", &app.command_url)
+        .replace("http://127.0.0.1:8081", &app.query_url)
+        .replace(
+            "/tmp/marquee-reservation.json",
+            &scratch.path().join("r.json").display().to_string(),
+        );
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", &script])
+            .output()
+            .expect("bash runs")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "walkthrough failed\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("\"status\":\"published\""), "{stdout}");
+    assert!(stdout.contains("\"status\":\"confirmed\""), "{stdout}");
+    assert!(stdout.contains("\"code\":\"sold_out\""), "{stdout}");
+    assert!(
+        stdout.contains("\"quantity\":3,\"confirmed\":2,\"available\":1"),
+        "capacity after the reservation: {stdout}"
+    );
+    assert!(
+        stdout.contains("\"title\":\"Rust Meetup\""),
+        "listing: {stdout}"
+    );
+}
