@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use marquee_command_api::engine::{Engine, EventAggregate};
 use marquee_domain::event::{Attendee, EventFact};
-use marquee_domain::{EventId, FactCodec, Money, RegistrationId, TicketCode, TicketTypeId, VenueId};
+use marquee_domain::{
+    EventId, FactCodec, Money, RegistrationId, TicketCode, TicketTypeId, VenueId,
+};
 use marquee_store::{
     AppendRequest, EventStore, ExpectedRevision, FactMetadata, NewFact, StoreOptions,
 };
@@ -92,7 +94,10 @@ fn sample_fact(n: usize) -> NewFact {
 }
 
 async fn append(args: AppendArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.facts_per_append > 0 && args.writers > 0, "counts must be positive");
+    anyhow::ensure!(
+        args.facts_per_append > 0 && args.writers > 0,
+        "counts must be positive"
+    );
     let store = marquee_store::connect(&args.database_url)
         .await
         .context("opening the log")?;

@@ -264,7 +264,10 @@ impl Engine {
         if every == 0 || before.map_or(0, |r| (r + 1) / every) == (after + 1) / every {
             return;
         }
-        if let Err(e) = self.save_snapshot::<A>(stream, after, position, state).await {
+        if let Err(e) = self
+            .save_snapshot::<A>(stream, after, position, state)
+            .await
+        {
             tracing::warn!(stream, error = %e, "could not save a snapshot");
         }
     }
