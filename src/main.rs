@@ -34,6 +34,8 @@ enum Command {
     Projector(StorageArgs),
     /// Run only the query API (reads).
     QueryApi(QueryApiArgs),
+    /// Run only the relay: publishes the log to NATS JetStream (needs `NATS_URL`).
+    Relay(RelayArgs),
     /// Measure the store and the command side (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::Bench),
@@ -58,10 +60,44 @@ impl StorageArgs {
     }
 }
 
+/// Where NATS JetStream is, for distributed mode.
+#[derive(Debug, Clone, Args)]
+struct NatsArgs {
+    /// NATS server with JetStream. When set, `serve` also runs the relay.
+    #[arg(long, env = "NATS_URL")]
+    nats_url: Option<String>,
+    /// JetStream stream the relay publishes facts to.
+    #[arg(long, env = "MARQUEE_NATS_STREAM", default_value = "MARQUEE_FACTS")]
+    nats_stream: String,
+    /// Subjects are `<prefix>.<aggregate>.<id>`.
+    #[arg(long, env = "MARQUEE_NATS_SUBJECT_PREFIX", default_value = "marquee.facts")]
+    nats_subject_prefix: String,
+}
+
+impl NatsArgs {
+    fn relay_config(&self) -> Option<marquee_relay::RelayConfig> {
+        let url = self.nats_url.as_ref()?;
+        let mut config = marquee_relay::RelayConfig::new(url.clone());
+        config.stream_name = self.nats_stream.clone();
+        config.subject_prefix = self.nats_subject_prefix.clone();
+        Some(config)
+    }
+}
+
+#[derive(Debug, Args)]
+struct RelayArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    #[command(flatten)]
+    nats: NatsArgs,
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
     #[command(flatten)]
     storage: StorageArgs,
+    #[command(flatten)]
+    nats: NatsArgs,
     /// Address of the command API.
     #[arg(long, env = "MARQUEE_COMMAND_ADDR", default_value = "127.0.0.1:8080")]
     command_addr: SocketAddr,
@@ -117,6 +153,14 @@ async fn main() -> anyhow::Result<()> {
             let store = open_store(&args.storage).await?;
             run_command_api(store, args.addr, stopped).await
         }
+        Command::Relay(args) => {
+            let config = args
+                .nats
+                .relay_config()
+                .context("the relay needs NATS_URL (or --nats-url)")?;
+            let store = open_store(&args.storage).await?;
+            run_relay(store, config, stopped).await
+        }
         Command::Projector(args) => {
             let store = open_store(&args).await?;
             let read = ReadModels::connect(&args.url())
@@ -146,6 +190,10 @@ async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Resul
         .await
         .context("opening the read models")?;
     let projector = tokio::spawn(run_projector(store.clone(), read.clone(), stopped.clone()));
+    let relay = args
+        .nats
+        .relay_config()
+        .map(|config| tokio::spawn(run_relay(store.clone(), config, stopped.clone())));
     let query_state = QueryState {
         read,
         store: store.clone(),
@@ -155,6 +203,9 @@ async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Resul
     let queries = run_query_api(query_state, args.query_addr, stopped);
     let (commands, queries) = tokio::join!(commands, queries);
     projector.await.context("projector task")?;
+    if let Some(relay) = relay {
+        relay.await.context("relay task")??;
+    }
     commands?;
     queries?;
     Ok(())
@@ -237,6 +288,24 @@ async fn run_projector(
             _ = stopped.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// Runs the relay until shutdown. It waits out NATS outages itself; an error here is a
+/// configuration it can never work with.
+async fn run_relay(
+    store: Arc<dyn EventStore>,
+    config: marquee_relay::RelayConfig,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    println!(
+        "marquee: relay publishing to {} on {}",
+        config.stream_name,
+        redact(&config.nats_url)
+    );
+    marquee_relay::Relay::new(store, config)
+        .run(shutdown(stopped))
+        .await
+        .context("relay")
 }
 
 /// Resolves when the shutdown flag is raised.
