@@ -103,6 +103,7 @@ fn start(data_dir: &Path, database_url: Option<&str>) -> (Child, String, String)
         .arg("--data-dir")
         .arg(data_dir)
         .env_remove("DATABASE_URL")
+        .env_remove("NATS_URL")
         .env("MARQUEE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

@@ -206,7 +206,10 @@ impl SessionError {
 ///   mid-window), JetStream rejects every later one instead of storing it after a gap, so the
 ///   stream is always a prefix of the log, and checkpoint + 1 (in log order) is always the next
 ///   fact to publish. The same check makes a second relay replica racing on the same stream
-///   harmless: the loser is rejected and resumes from the winner's checkpoint.
+///   harmless: the loser is rejected and resumes from the winner's checkpoint. (JetStream
+///   ignores an expected sequence of 0, so the first message into an empty stream is the one
+///   unchecked publish: nothing precedes it that could be skipped, and a racing duplicate of it
+///   is dropped by `Nats-Msg-Id`.)
 /// - Nothing is duplicated: each message's `Nats-Msg-Id` is its fact id, so a publish that is
 ///   retried after its ack was lost is dropped by JetStream within the duplicate window
 ///   (2 minutes). Past it, consumers are idempotent by position anyway.
