@@ -1,6 +1,7 @@
 //! Applying facts to the read models, one batch per transaction.
 //!
-//! A batch locks and reads the checkpoint, skips every fact at or below it, applies the rest and
+//! A batch checks that its process still holds the projector lease (see `lease`), locks and
+//! reads the checkpoint, skips every fact at or below it, applies the rest and
 //! moves the checkpoint, all in one transaction: a crash loses the whole batch or nothing, and a
 //! redelivered fact counts nothing twice. Events touched by a batch are loaded once, changed in
 //! memory and written back once at the end, so a burst of registrations on one event costs one
@@ -17,15 +18,21 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 use uuid::Uuid;
 
 use crate::ProjectorError;
+use crate::lease::fence;
 use crate::read_models::{PROJECTION, ReadModels, to_u64};
 use crate::time::to_text;
 
 /// Applies `facts` (in position order) in one transaction and returns the checkpoint after it.
+/// Fails with [`ProjectorError::LeaseLost`], writing nothing, unless `holder` holds the lease.
 pub(crate) async fn apply_batch(
     read: &ReadModels,
     facts: &[RecordedFact],
+    holder: &str,
 ) -> Result<u64, ProjectorError> {
     let mut tx: Transaction<'static, Any> = read.begin_write().await?;
+    // First, in the same transaction as the writes: a projector that lost its lease (paused
+    // past its term while a standby took over) must not write, whatever it believes.
+    fence(&mut tx, holder).await?;
     // A no-op write takes the checkpoint row's lock on Postgres, so two projectors on one
     // database apply batches one after the other instead of both applying the same facts.
     sqlx::query("UPDATE projector_checkpoints SET position = position WHERE projection = $1")

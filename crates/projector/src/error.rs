@@ -24,4 +24,25 @@ pub enum ProjectorError {
     /// The log's live feed ended: the store was closed.
     #[error("the log's feed ended (store closed)")]
     LogClosed,
+    /// NATS failed (unreachable, the relay's stream missing, the connection dropped). The
+    /// projector retries it with backoff and follows the log meanwhile; [`crate::Projector::run`]
+    /// never returns it.
+    #[error("NATS: {0}")]
+    Nats(String),
+    /// Another projector process took the lease over: this one must not write any more. The
+    /// projector loop handles it by standing by; it only surfaces from a batch.
+    #[error("the projector lease is held by another process")]
+    LeaseLost,
+    /// The projector's configuration can never work (bad lease timings, stream or consumer name).
+    #[error("invalid projector configuration: {0}")]
+    InvalidConfig(String),
+    /// JetStream delivered a position the log does not have (yet): the stream was filled from
+    /// another log, or the log read lags. Retried; nothing is applied past the log.
+    #[error("JetStream delivered position {position}, but the log ends at {head}")]
+    LogBehind {
+        /// The position JetStream delivered.
+        position: u64,
+        /// The log's last position as read.
+        head: u64,
+    },
 }

@@ -7,6 +7,20 @@
 //! redelivered fact never counts anything twice, and the read models can be dropped and rebuilt
 //! from the log at any time.
 //!
+//! # Two modes, one apply path
+//!
+//! - Embedded: [`Projector::new`]`(store, read)` follows the log directly.
+//! - Distributed: [`Projector::with_jetstream`]`(store, read, `[`JetStreamSource`]`)` consumes
+//!   the relay's JetStream stream through a durable pull consumer; the log (`store`) fills any
+//!   gap JetStream leaves and is followed directly while NATS is down.
+//!
+//! Both go through the same loop (skip at or below the checkpoint, fill gaps from the log, one
+//! transaction per batch with the checkpoint, acknowledge after commit), and both run under a
+//! lease ([`lease`], [`LeaseConfig`], [`Projector::with_lease`]): any number of projector
+//! processes may share one read-model database, one applies and the rest stand by.
+//! [`ReadModels::applied_position`] and [`ReadModels::lease_holder`] report progress and who
+//! applies.
+//!
 //! What must not live here: HTTP (that is `marquee-query-api`), business rules (the projector
 //! records what facts say; it never decides anything — `marquee-domain` does), and writes to the
 //! log.
@@ -16,11 +30,16 @@
 
 mod apply;
 mod error;
+mod jetstream;
+pub mod lease;
 mod projector;
 pub mod queries;
 mod read_models;
+mod source;
 mod time;
 
 pub use error::ProjectorError;
+pub use jetstream::JetStreamSource;
+pub use lease::{LeaseConfig, LeaseHolder};
 pub use projector::Projector;
 pub use read_models::{PROJECTION, ReadModels};

@@ -169,6 +169,11 @@ impl ReadModels {
         &self.inner.pool
     }
 
+    /// The engine behind the pool, for the few statements whose SQL differs.
+    pub(crate) fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
     /// Starts a transaction that will read and then write. On SQLite it takes the write lock up
     /// front (`BEGIN IMMEDIATE`): a deferred transaction that upgrades later fails with "database
     /// is locked" whatever the busy timeout.
