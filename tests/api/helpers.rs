@@ -89,49 +89,66 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     }
 }
 
-/// Spawns the binary and reads the ports it announces on stdout.
+/// Spawns `marquee serve` and reads the ports it announces on stdout.
 fn start(data_dir: &Path, database_url: Option<&str>) -> (Child, String, String) {
+    let mut args: Vec<String> = [
+        "serve",
+        "--command-addr",
+        "127.0.0.1:0",
+        "--query-addr",
+        "127.0.0.1:0",
+        "--data-dir",
+    ]
+    .map(String::from)
+    .into();
+    args.push(data_dir.display().to_string());
+    if let Some(url) = database_url {
+        args.extend(["--database-url".to_owned(), url.to_owned()]);
+    }
+    let (child, announced) = spawn_marquee(&args, &[], &["command API on ", "query API on "]);
+    (child, announced[0].clone(), announced[1].clone())
+}
+
+/// Spawns `marquee ARGS…` with `env` (and without the runner's `DATABASE_URL`/`NATS_URL`), and
+/// waits until it has printed a line `marquee: <announcement><rest>` for every announcement;
+/// returns each `<rest>`.
+pub fn spawn_marquee(
+    args: &[String],
+    env: &[(&str, &str)],
+    announcements: &[&str],
+) -> (Child, Vec<String>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_marquee"));
     command
-        .arg("serve")
-        .args([
-            "--command-addr",
-            "127.0.0.1:0",
-            "--query-addr",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(data_dir)
+        .args(args)
         .env_remove("DATABASE_URL")
         .env_remove("NATS_URL")
         .env("MARQUEE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    if let Some(url) = database_url {
-        command.args(["--database-url", url]);
+    for (key, value) in env {
+        command.env(key, value);
     }
     let mut child = command.spawn().expect("spawn marquee");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
-    let (mut command_url, mut query_url) = (None, None);
-    while command_url.is_none() || query_url.is_none() {
+    let mut found: Vec<Option<String>> = vec![None; announcements.len()];
+    while found.iter().any(Option::is_none) {
         let line = match lines.next() {
             Some(Ok(line)) => line,
-            other => panic!("marquee exited before announcing its ports: {other:?}"),
+            other => panic!("marquee {args:?} exited before announcing itself: {other:?}"),
         };
-        if let Some(url) = line.strip_prefix("marquee: command API on ") {
-            command_url = Some(url.to_owned());
-        } else if let Some(url) = line.strip_prefix("marquee: query API on ") {
-            query_url = Some(url.to_owned());
+        for (slot, announcement) in found.iter_mut().zip(announcements) {
+            if let Some(rest) = line
+                .strip_prefix("marquee: ")
+                .and_then(|l| l.strip_prefix(announcement))
+            {
+                *slot = Some(rest.to_owned());
+            }
         }
     }
     // Keep draining stdout so the child never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (
-        child,
-        command_url.unwrap_or_default(),
-        query_url.unwrap_or_default(),
-    )
+    (child, found.into_iter().flatten().collect())
 }
 
 impl TestApp {

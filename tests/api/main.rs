@@ -4,6 +4,7 @@
 //! `postgres`), each with its own fresh data directory or database.
 
 mod bad_input;
+mod distributed;
 mod helpers;
 mod idempotency;
 mod readme;
