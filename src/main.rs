@@ -3,7 +3,6 @@
 
 mod bench;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,11 +20,11 @@ use tokio::sync::watch;
 #[command(name = "marquee", version, about)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Action,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+enum Action {
     /// Run everything in one process: command API, projector and query API (embedded default).
     Serve(ServeArgs),
     /// Run only the command API (writes).
@@ -70,7 +69,11 @@ struct NatsArgs {
     #[arg(long, env = "MARQUEE_NATS_STREAM", default_value = "MARQUEE_FACTS")]
     nats_stream: String,
     /// Subjects are `<prefix>.<aggregate>.<id>`.
-    #[arg(long, env = "MARQUEE_NATS_SUBJECT_PREFIX", default_value = "marquee.facts")]
+    #[arg(
+        long,
+        env = "MARQUEE_NATS_SUBJECT_PREFIX",
+        default_value = "marquee.facts"
+    )]
     nats_subject_prefix: String,
 }
 
@@ -147,13 +150,13 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     match cli.command {
-        Command::Bench(bench) => bench::run(bench).await,
-        Command::Serve(args) => serve(args, stopped).await,
-        Command::CommandApi(args) => {
+        Action::Bench(bench) => bench::run(bench).await,
+        Action::Serve(args) => serve(args, stopped).await,
+        Action::CommandApi(args) => {
             let store = open_store(&args.storage).await?;
             run_command_api(store, args.addr, stopped).await
         }
-        Command::Relay(args) => {
+        Action::Relay(args) => {
             let config = args
                 .nats
                 .relay_config()
@@ -161,7 +164,7 @@ async fn main() -> anyhow::Result<()> {
             let store = open_store(&args.storage).await?;
             run_relay(store, config, stopped).await
         }
-        Command::Projector(args) => {
+        Action::Projector(args) => {
             let store = open_store(&args).await?;
             let read = ReadModels::connect(&args.url())
                 .await
@@ -169,7 +172,7 @@ async fn main() -> anyhow::Result<()> {
             run_projector(store, read, stopped).await;
             Ok(())
         }
-        Command::QueryApi(args) => {
+        Action::QueryApi(args) => {
             let store = open_store(&args.storage).await?;
             let read = ReadModels::connect(&args.storage.url())
                 .await
@@ -309,10 +312,8 @@ async fn run_relay(
 }
 
 /// Resolves when the shutdown flag is raised.
-fn shutdown(mut stopped: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = stopped.wait_for(|s| *s).await;
-    }
+async fn shutdown(mut stopped: watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
 }
 
 async fn wait_for_signal() {

@@ -3,7 +3,7 @@
 //! the data directory (and, on Postgres, the database).
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -167,11 +167,6 @@ impl TestApp {
         let _ = self.child.wait();
     }
 
-    /// The data directory the process runs on.
-    pub fn data_dir(&self) -> PathBuf {
-        self.data_dir.path().to_owned()
-    }
-
     /// Sends a request and reads the whole answer.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
         let response = request.send().await.expect("request sent");
@@ -206,16 +201,6 @@ impl TestApp {
         self.send(
             self.client
                 .post(format!("{}{path}", self.command_url))
-                .json(&body),
-        )
-        .await
-    }
-
-    /// `PUT` a JSON body to the command API.
-    pub async fn put(&self, path: &str, body: Value) -> Reply {
-        self.send(
-            self.client
-                .put(format!("{}{path}", self.command_url))
                 .json(&body),
         )
         .await
