@@ -210,8 +210,8 @@ impl FactFeed for JetStreamFeed {
                 Err(error) if deliveries.is_empty() => {
                     return Err(nats("receiving from the durable consumer", error));
                 }
-                // Apply and acknowledge what arrived; the session fails on the next pull, and
-                // anything lost in between is redelivered or filled from the log.
+                // Apply and acknowledge what arrived first. Whatever the failure cost is either
+                // redelivered (unacknowledged) or filled from the log as a gap.
                 Err(error) => {
                     tracing::warn!(%error, "JetStream delivery failed after a partial batch");
                     break;

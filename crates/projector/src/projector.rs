@@ -130,7 +130,6 @@ impl Projector {
         if let Source::JetStream(config) = &self.source {
             config.validate()?;
         }
-        let _local = self.read.local_projector();
         let span = tracing::info_span!("projector", holder = %self.lease.holder);
         let mut shutdown = Box::pin(shutdown);
         let result = async {
@@ -140,6 +139,9 @@ impl Projector {
                     () = &mut shutdown => return Ok(()),
                     () = self.acquire_lease() => {}
                 }
+                // Only while applying: waiters in this process then get notified and poll
+                // gently; a standby here would leave them polling slowly for another process.
+                let _local = self.read.local_projector();
                 let led = tokio::select! {
                     biased;
                     () = &mut shutdown => return Ok(()),
