@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use marquee_projector::{Projector, ReadModels};
+use marquee_projector::{JetStreamSource, LeaseConfig, Projector, ReadModels};
 use marquee_query_api::QueryState;
 use marquee_store::EventStore;
 use tokio::sync::watch;
@@ -29,8 +29,9 @@ enum Action {
     Serve(ServeArgs),
     /// Run only the command API (writes).
     CommandApi(CommandApiArgs),
-    /// Run only the projector (folds the log into read models).
-    Projector(StorageArgs),
+    /// Run only the projector (folds the log into read models; from JetStream when `NATS_URL`
+    /// is set). Any number may run: a lease lets one apply at a time, the others stand by.
+    Projector(ProjectorArgs),
     /// Run only the query API (reads).
     QueryApi(QueryApiArgs),
     /// Run only the relay: publishes the log to NATS JetStream (needs `NATS_URL`).
@@ -85,6 +86,24 @@ impl NatsArgs {
         config.subject_prefix = self.nats_subject_prefix.clone();
         Some(config)
     }
+}
+
+#[derive(Debug, Args)]
+struct ProjectorArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    #[command(flatten)]
+    nats: NatsArgs,
+    /// Durable JetStream consumer name shared by all projector replicas.
+    #[arg(
+        long,
+        env = "MARQUEE_PROJECTOR_DURABLE",
+        default_value = "marquee-projector"
+    )]
+    durable: String,
+    /// This replica's lease holder id (e.g. the pod name); default: unique per process.
+    #[arg(long, env = "MARQUEE_PROJECTOR_ID")]
+    projector_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -165,11 +184,22 @@ async fn main() -> anyhow::Result<()> {
             run_relay(store, config, stopped).await
         }
         Action::Projector(args) => {
-            let store = open_store(&args).await?;
-            let read = ReadModels::connect(&args.url())
+            let store = open_store(&args.storage).await?;
+            let read = ReadModels::connect(&args.storage.url())
                 .await
                 .context("opening the read models")?;
-            run_projector(store, read, stopped).await;
+            let lease = match args.projector_id {
+                Some(id) => LeaseConfig::named(id),
+                None => LeaseConfig::unique(),
+            };
+            let source = args.nats.relay_config().map(|relay| {
+                let mut source = JetStreamSource::new(relay.nats_url);
+                source.stream_name = relay.stream_name;
+                source.subject_prefix = relay.subject_prefix;
+                source.durable_name = args.durable.clone();
+                source
+            });
+            run_projector(store, read, source, Some(lease), stopped).await;
             Ok(())
         }
         Action::QueryApi(args) => {
@@ -192,7 +222,14 @@ async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Resul
     let read = ReadModels::connect(&args.storage.url())
         .await
         .context("opening the read models")?;
-    let projector = tokio::spawn(run_projector(store.clone(), read.clone(), stopped.clone()));
+    // In one process the projector follows the log itself: that is the in-process bus.
+    let projector = tokio::spawn(run_projector(
+        store.clone(),
+        read.clone(),
+        None,
+        None,
+        stopped.clone(),
+    ));
     let relay = args
         .nats
         .relay_config()
@@ -271,14 +308,31 @@ async fn run_query_api(
 }
 
 /// Runs the projector until shutdown, restarting it (from its checkpoint) after a failure.
+/// `source`: JetStream in distributed mode, else the log. `lease`: this process's lease id,
+/// kept across restarts so a restarted projector takes its own lease back at once.
 async fn run_projector(
     store: Arc<dyn EventStore>,
     read: ReadModels,
+    source: Option<JetStreamSource>,
+    lease: Option<LeaseConfig>,
     stopped: watch::Receiver<bool>,
 ) {
-    println!("marquee: projector running");
+    match &source {
+        Some(source) => println!(
+            "marquee: projector running (JetStream {} as {})",
+            source.stream_name, source.durable_name
+        ),
+        None => println!("marquee: projector running (following the log)"),
+    }
     loop {
-        let projector = Projector::new(store.clone(), read.clone());
+        let projector = match &source {
+            Some(source) => Projector::with_jetstream(store.clone(), read.clone(), source.clone()),
+            None => Projector::new(store.clone(), read.clone()),
+        };
+        let projector = match &lease {
+            Some(lease) => projector.with_lease(lease.clone()),
+            None => projector,
+        };
         match projector.run(shutdown(stopped.clone())).await {
             Ok(()) => return,
             Err(e) => {
