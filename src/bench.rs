@@ -55,6 +55,18 @@ pub struct LoadArgs {
     /// Loads to time, each way.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// What the stream holds after its set-up: `registrations` (confirm/cancel pairs: the state
+    /// grows with history, as every registration is kept) or `updates` (capacity changes: the
+    /// state stays the same size, so only the fold cost is measured).
+    #[arg(long, value_enum, default_value_t = Shape::Registrations)]
+    shape: Shape,
+}
+
+/// The facts of a long stream in `marquee bench load`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    Registrations,
+    Updates,
 }
 
 /// Runs one benchmark.
@@ -171,7 +183,7 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     )
     .await
     .context("opening the log")?;
-    let stream = write_long_stream(&store, args.facts, now).await?;
+    let stream = write_long_stream(&store, args.facts, args.shape, now).await?;
 
     let without = Engine::new(store.clone(), clock.clone());
     let folded = time_loads(&without, &stream, args.rounds).await?;
@@ -185,8 +197,9 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("snapshot: {e}"))?;
     let snapshotted = time_loads(&with, &stream, args.rounds).await?;
     println!(
-        "bench load backend={} facts={} rounds={} full_fold_ms={:.1} from_snapshot_ms={:.1}",
+        "bench load backend={} shape={:?} facts={} rounds={} full_fold_ms={:.1} from_snapshot_ms={:.1}",
         backend(&args.database_url),
+        args.shape,
         args.facts,
         args.rounds,
         millis(folded),
@@ -214,6 +227,7 @@ async fn time_loads(engine: &Engine, stream: &str, rounds: usize) -> anyhow::Res
 async fn write_long_stream(
     store: &Arc<dyn EventStore>,
     facts: usize,
+    shape: Shape,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<String> {
     let event_id = EventId(Uuid::now_v7());
@@ -248,6 +262,11 @@ async fn write_long_stream(
     ];
     // Alternate confirm / cancel so the state stays small and valid however long the stream.
     let mut n = 0usize;
+    while shape == Shape::Updates && all.len() < facts {
+        all.push(EventFact::EventCapacityChanged {
+            capacity: 10 + (all.len() % 2) as u32,
+        });
+    }
     while all.len() < facts {
         let registration_id = RegistrationId(Uuid::now_v7());
         all.push(EventFact::RegistrationConfirmed {
