@@ -71,5 +71,12 @@ fn a_current_fact_is_read_as_written_and_encodes_at_the_current_version() {
 #[test]
 fn a_version_from_the_future_is_refused_not_guessed() {
     let decoded = ShowFact::decode("ShowAnnounced", 4, json!({ "title": "x" }));
-    assert!(matches!(decoded, Err(DecodeError::FutureVersion { version: 4, current: 3, .. })));
+    assert!(matches!(
+        decoded,
+        Err(DecodeError::FutureVersion {
+            version: 4,
+            current: 3,
+            ..
+        })
+    ));
 }
