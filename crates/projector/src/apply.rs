@@ -20,10 +20,12 @@ use uuid::Uuid;
 use crate::ProjectorError;
 use crate::lease::fence;
 use crate::read_models::{PROJECTION, ReadModels, to_u64};
+use crate::tables::{LIVE, Tables};
 use crate::time::to_text;
 
-/// Applies `facts` (in position order) in one transaction and returns the checkpoint after it.
-/// Fails with [`ProjectorError::LeaseLost`], writing nothing, unless `holder` holds the lease.
+/// Applies `facts` (in position order) to the live read models in one transaction and returns
+/// the checkpoint after it. Fails with [`ProjectorError::LeaseLost`], writing nothing, unless
+/// `holder` holds the lease.
 pub(crate) async fn apply_batch(
     read: &ReadModels,
     facts: &[RecordedFact],
@@ -33,28 +35,49 @@ pub(crate) async fn apply_batch(
     // First, in the same transaction as the writes: a projector that lost its lease (paused
     // past its term while a standby took over) must not write, whatever it believes.
     fence(&mut tx, holder).await?;
+    let (before, after) = apply_in(&mut tx, &LIVE, facts).await?;
+    if after == before {
+        // Everything was already applied: nothing to write.
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+    Ok(after)
+}
+
+/// Applies `facts` (in position order) to the table set `tables` inside the caller's
+/// transaction: locks and reads that set's checkpoint, skips every fact at or below it, applies
+/// the rest and moves the checkpoint. Returns the checkpoint before and after; the caller
+/// commits (or rolls back when they are equal, nothing having been written).
+pub(crate) async fn apply_in(
+    conn: &mut AnyConnection,
+    tables: &'static Tables,
+    facts: &[RecordedFact],
+) -> Result<(u64, u64), ProjectorError> {
     // A no-op write takes the checkpoint row's lock on Postgres, so two projectors on one
     // database apply batches one after the other instead of both applying the same facts.
-    sqlx::query("UPDATE projector_checkpoints SET position = position WHERE projection = $1")
+    sqlx::query(tables.sql("UPDATE {checkpoints} SET position = position WHERE projection = $1"))
         .bind(PROJECTION)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    let row = sqlx::query("SELECT position FROM projector_checkpoints WHERE projection = $1")
+    let row = sqlx::query(tables.sql("SELECT position FROM {checkpoints} WHERE projection = $1"))
         .bind(PROJECTION)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?;
     let checkpoint = match row {
         Some(row) => to_u64(row.try_get::<i64, _>("position")?)?,
         None => {
-            sqlx::query("INSERT INTO projector_checkpoints (projection, position) VALUES ($1, 0)")
-                .bind(PROJECTION)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                tables.sql("INSERT INTO {checkpoints} (projection, position) VALUES ($1, 0)"),
+            )
+            .bind(PROJECTION)
+            .execute(&mut *conn)
+            .await?;
             0
         }
     };
 
-    let mut batch = Batch::default();
+    let mut batch = Batch::new(tables);
     let mut applied = checkpoint;
     for fact in facts.iter().filter(|f| f.position > checkpoint) {
         if fact.position <= applied {
@@ -64,27 +87,25 @@ pub(crate) async fn apply_batch(
             );
             continue;
         }
-        batch.apply(&mut tx, fact).await?;
+        batch.apply(&mut *conn, fact).await?;
         applied = fact.position;
     }
     if applied == checkpoint {
-        // Everything was already applied: nothing to write.
-        tx.rollback().await?;
-        return Ok(checkpoint);
+        return Ok((checkpoint, checkpoint));
     }
-    batch.flush(&mut tx).await?;
-    sqlx::query("UPDATE projector_checkpoints SET position = $1 WHERE projection = $2")
+    batch.flush(&mut *conn).await?;
+    sqlx::query(tables.sql("UPDATE {checkpoints} SET position = $1 WHERE projection = $2"))
         .bind(to_i64(applied))
         .bind(PROJECTION)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    tx.commit().await?;
-    Ok(applied)
+    Ok((checkpoint, applied))
 }
 
 /// The events a batch has touched, loaded once and written back at the end.
-#[derive(Default)]
 struct Batch {
+    /// Which table set it writes.
+    tables: &'static Tables,
     /// By event id text; `None` caches "no such event in the read models".
     events: HashMap<String, Option<EventDoc>>,
 }
@@ -160,6 +181,13 @@ impl EventDoc {
 }
 
 impl Batch {
+    fn new(tables: &'static Tables) -> Self {
+        Self {
+            tables,
+            events: HashMap::new(),
+        }
+    }
+
     /// Applies one fact. Facts this projector does not model, or cannot decode, are logged and
     /// skipped: the checkpoint still moves past them.
     async fn apply(
@@ -207,6 +235,7 @@ impl Batch {
         fact: VenueFact,
         position: i64,
     ) -> Result<(), ProjectorError> {
+        let tables = self.tables;
         match fact {
             VenueFact::VenueCreated {
                 name,
@@ -218,13 +247,13 @@ impl Batch {
                 ..
             } => {
                 sqlx::query(
-                    "INSERT INTO venues \
+                    tables.sql("INSERT INTO {venues} \
                      (venue_id, name, city, address, capacity, timezone, created_at, last_position) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (venue_id) DO UPDATE SET name = excluded.name, \
                      city = excluded.city, address = excluded.address, \
                      capacity = excluded.capacity, timezone = excluded.timezone, \
-                     created_at = excluded.created_at, last_position = excluded.last_position",
+                     created_at = excluded.created_at, last_position = excluded.last_position"),
                 )
                 .bind(venue_id)
                 .bind(&name)
@@ -240,18 +269,22 @@ impl Batch {
                     .await
             }
             VenueFact::VenueRenamed { name } => {
-                sqlx::query("UPDATE venues SET name = $1, last_position = $2 WHERE venue_id = $3")
-                    .bind(&name)
-                    .bind(position)
-                    .bind(venue_id)
-                    .execute(&mut *conn)
-                    .await?;
+                sqlx::query(
+                    tables.sql(
+                        "UPDATE {venues} SET name = $1, last_position = $2 WHERE venue_id = $3",
+                    ),
+                )
+                .bind(&name)
+                .bind(position)
+                .bind(venue_id)
+                .execute(&mut *conn)
+                .await?;
                 self.set_venue_on_events(conn, venue_id, &name, None).await
             }
             VenueFact::VenueCapacityChanged { capacity } => {
-                sqlx::query(
-                    "UPDATE venues SET capacity = $1, last_position = $2 WHERE venue_id = $3",
-                )
+                sqlx::query(tables.sql(
+                    "UPDATE {venues} SET capacity = $1, last_position = $2 WHERE venue_id = $3",
+                ))
                 .bind(i64::from(capacity))
                 .bind(position)
                 .bind(venue_id)
@@ -270,12 +303,13 @@ impl Batch {
         name: &str,
         city: Option<&str>,
     ) -> Result<(), ProjectorError> {
+        let tables = self.tables;
         match city {
             Some(city) => {
-                sqlx::query(
-                    "UPDATE event_listing SET venue_name = $1, city = $2, city_key = $3 \
+                sqlx::query(tables.sql(
+                    "UPDATE {listing} SET venue_name = $1, city = $2, city_key = $3 \
                      WHERE venue_id = $4",
-                )
+                ))
                 .bind(name)
                 .bind(city)
                 .bind(search_key(city))
@@ -284,7 +318,7 @@ impl Batch {
                 .await?;
             }
             None => {
-                sqlx::query("UPDATE event_listing SET venue_name = $1 WHERE venue_id = $2")
+                sqlx::query(tables.sql("UPDATE {listing} SET venue_name = $1 WHERE venue_id = $2"))
                     .bind(name)
                     .bind(venue_id)
                     .execute(&mut *conn)
@@ -309,6 +343,7 @@ impl Batch {
         fact: EventFact,
         position: i64,
     ) -> Result<(), ProjectorError> {
+        let tables = self.tables;
         if let EventFact::EventDrafted {
             venue_id,
             title,
@@ -323,10 +358,11 @@ impl Batch {
         } = fact
         {
             let venue_id = venue_id.0.to_string();
-            let venue = sqlx::query("SELECT name, city FROM venues WHERE venue_id = $1")
-                .bind(&venue_id)
-                .fetch_optional(&mut *conn)
-                .await?;
+            let venue =
+                sqlx::query(tables.sql("SELECT name, city FROM {venues} WHERE venue_id = $1"))
+                    .bind(&venue_id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
             let (venue_name, city) = match venue {
                 Some(row) => (row.try_get("name")?, row.try_get("city")?),
                 None => {
@@ -377,12 +413,12 @@ impl Batch {
                 confirmed_at,
                 ..
             } => {
-                let inserted = sqlx::query(
-                    "INSERT INTO registrations (registration_id, event_id, ticket_type_id, \
+                let inserted = sqlx::query(tables.sql(
+                    "INSERT INTO {registrations} (registration_id, event_id, ticket_type_id, \
                      quantity, status, confirmed_at, cancelled_at, last_position) \
                      VALUES ($1, $2, $3, $4, 'confirmed', $5, NULL, $6) \
                      ON CONFLICT (registration_id) DO NOTHING",
-                )
+                ))
                 .bind(registration_id.0.to_string())
                 .bind(event_id)
                 .bind(ticket_type_id.0.to_string())
@@ -404,10 +440,10 @@ impl Batch {
                 quantity,
                 cancelled_at,
             } => {
-                let cancelled = sqlx::query(
-                    "UPDATE registrations SET status = 'cancelled', cancelled_at = $1, \
+                let cancelled = sqlx::query(tables.sql(
+                    "UPDATE {registrations} SET status = 'cancelled', cancelled_at = $1, \
                      last_position = $2 WHERE registration_id = $3 AND status = 'confirmed'",
-                )
+                ))
                 .bind(to_text(*cancelled_at))
                 .bind(position)
                 .bind(registration_id.0.to_string())
@@ -500,7 +536,7 @@ impl Batch {
         event_id: &str,
     ) -> Result<Option<&mut EventDoc>, ProjectorError> {
         if !self.events.contains_key(event_id) {
-            let doc = load_doc(conn, event_id).await?;
+            let doc = load_doc(conn, self.tables, event_id).await?;
             self.events.insert(event_id.to_owned(), doc);
         }
         Ok(self.events.get_mut(event_id).and_then(Option::as_mut))
@@ -509,7 +545,7 @@ impl Batch {
     /// Writes back every event the batch changed.
     async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), ProjectorError> {
         for doc in self.events.values().flatten().filter(|d| d.dirty) {
-            write_doc(conn, doc).await?;
+            write_doc(conn, self.tables, doc).await?;
         }
         Ok(())
     }
@@ -564,9 +600,13 @@ const LISTING_COLUMNS: &str = "event_id, venue_id, venue_name, city, title, desc
 
 async fn load_doc(
     conn: &mut AnyConnection,
+    tables: &Tables,
     event_id: &str,
 ) -> Result<Option<EventDoc>, ProjectorError> {
-    let sql = format!("SELECT {LISTING_COLUMNS} FROM event_listing WHERE event_id = $1");
+    let sql = tables
+        .sql("SELECT {columns} FROM {listing} WHERE event_id = $1")
+        .0
+        .replace("{columns}", LISTING_COLUMNS);
     let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(event_id)
         .fetch_optional(&mut *conn)
@@ -575,11 +615,11 @@ async fn load_doc(
         return Ok(None);
     };
     let listing = listing_from_row(&row)?;
-    let rows = sqlx::query(
+    let rows = sqlx::query(tables.sql(
         "SELECT ticket_type_id, name, price_minor, currency, quantity, confirmed, available, \
-         sales_start, sales_end, added_position FROM event_capacity WHERE event_id = $1 \
+         sales_start, sales_end, added_position FROM {capacity} WHERE event_id = $1 \
          ORDER BY added_position, ticket_type_id",
-    )
+    ))
     .bind(event_id)
     .fetch_all(&mut *conn)
     .await?;
@@ -635,10 +675,14 @@ fn listing_from_row(row: &AnyRow) -> Result<Listing, ProjectorError> {
     })
 }
 
-async fn write_doc(conn: &mut AnyConnection, doc: &EventDoc) -> Result<(), ProjectorError> {
+async fn write_doc(
+    conn: &mut AnyConnection,
+    tables: &Tables,
+    doc: &EventDoc,
+) -> Result<(), ProjectorError> {
     let l = &doc.listing;
-    sqlx::query(
-        "INSERT INTO event_listing (event_id, venue_id, venue_name, city, city_key, title, \
+    sqlx::query(tables.sql(
+        "INSERT INTO {listing} (event_id, venue_id, venue_name, city, city_key, title, \
          description, category, category_key, status, starts_at, ends_at, timezone, capacity, \
          confirmed, available, max_per_order, min_price_minor, min_price_currency, published_at, \
          cancelled_at, last_position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
@@ -653,7 +697,7 @@ async fn write_doc(conn: &mut AnyConnection, doc: &EventDoc) -> Result<(), Proje
          max_per_order = excluded.max_per_order, min_price_minor = excluded.min_price_minor, \
          min_price_currency = excluded.min_price_currency, published_at = excluded.published_at, \
          cancelled_at = excluded.cancelled_at, last_position = excluded.last_position",
-    )
+    ))
     .bind(&l.event_id)
     .bind(&l.venue_id)
     .bind(&l.venue_name)
@@ -679,8 +723,8 @@ async fn write_doc(conn: &mut AnyConnection, doc: &EventDoc) -> Result<(), Proje
     .execute(&mut *conn)
     .await?;
     for t in &doc.ticket_types {
-        sqlx::query(
-            "INSERT INTO event_capacity (event_id, ticket_type_id, name, price_minor, currency, \
+        sqlx::query(tables.sql(
+            "INSERT INTO {capacity} (event_id, ticket_type_id, name, price_minor, currency, \
              quantity, confirmed, available, sales_start, sales_end, added_position) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
              ON CONFLICT (event_id, ticket_type_id) DO UPDATE SET name = excluded.name, \
@@ -688,7 +732,7 @@ async fn write_doc(conn: &mut AnyConnection, doc: &EventDoc) -> Result<(), Proje
              quantity = excluded.quantity, confirmed = excluded.confirmed, \
              available = excluded.available, sales_start = excluded.sales_start, \
              sales_end = excluded.sales_end, added_position = excluded.added_position",
-        )
+        ))
         .bind(&l.event_id)
         .bind(&t.ticket_type_id)
         .bind(&t.name)

@@ -45,4 +45,12 @@ pub enum ProjectorError {
         /// The log's last position as read.
         head: u64,
     },
+    /// A rebuild was asked for a projection this build does not have.
+    #[error("unknown projection `{name}`; known projections: {known}")]
+    UnknownProjection {
+        /// The name asked for.
+        name: String,
+        /// The names [`crate::rebuild::PROJECTIONS`] lists, comma-separated.
+        known: String,
+    },
 }

@@ -206,6 +206,30 @@ impl ReadModels {
         Ok(renewed == 1)
     }
 
+    /// Gives the lease to `holder` whoever holds it, for `ttl`; returns whether it did. Only a
+    /// rebuild does this, for its swap: the previous holder is fenced from its next batch on.
+    pub(crate) async fn steal_lease(
+        &self,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, ProjectorError> {
+        let sql = format!(
+            "INSERT INTO projector_leases (projection, holder, expires_at) \
+             VALUES ($1, $2, {} + $3) \
+             ON CONFLICT (projection) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at",
+            now_ms(self.backend())
+        );
+        let taken = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(PROJECTION)
+            .bind(holder)
+            .bind(millis(ttl))
+            .execute(self.pool())
+            .await?
+            .rows_affected();
+        Ok(taken >= 1)
+    }
+
     /// Gives the lease up, if `holder` has it, so a standby need not wait for it to expire.
     pub(crate) async fn release_lease(&self, holder: &str) -> Result<(), ProjectorError> {
         sqlx::query("DELETE FROM projector_leases WHERE projection = $1 AND holder = $2")

@@ -21,6 +21,9 @@
 //! [`ReadModels::applied_position`] and [`ReadModels::lease_holder`] report progress and who
 //! applies.
 //!
+//! [`ReadModels::rebuild`] ([`rebuild`]) refolds the whole log into shadow tables while the
+//! live ones keep serving, then swaps them in atomically; the live projector resumes after it.
+//!
 //! What must not live here: HTTP (that is `marquee-query-api`), business rules (the projector
 //! records what facts say; it never decides anything — `marquee-domain` does), and writes to the
 //! log.
@@ -35,7 +38,9 @@ pub mod lease;
 mod projector;
 pub mod queries;
 mod read_models;
+pub mod rebuild;
 mod source;
+mod tables;
 mod time;
 
 pub use error::ProjectorError;
@@ -43,3 +48,4 @@ pub use jetstream::JetStreamSource;
 pub use lease::{LeaseConfig, LeaseHolder};
 pub use projector::Projector;
 pub use read_models::{PROJECTION, ReadModels};
+pub use rebuild::{PROJECTIONS, RebuildOptions, RebuildProgress, RebuildReport};

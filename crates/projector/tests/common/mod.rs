@@ -70,6 +70,12 @@ impl Backend {
         }
     }
 
+    /// The read models' database URL (`memory:` for the in-memory backend).
+    #[allow(dead_code, reason = "only the rebuild tests open their own pool")]
+    pub fn read_url(&self) -> &str {
+        &self.read_url
+    }
+
     /// A handle on the read models; a new connection each time except for `memory:`.
     pub async fn read_models(&self) -> ReadModels {
         match &self.memory_read {

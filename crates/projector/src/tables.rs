@@ -1,0 +1,70 @@
+//! Which tables a batch writes: the live read models the query API serves, or the shadow set a
+//! rebuild fills beside them (see `rebuild`). The apply code is the same for both; only the
+//! table names in its SQL differ.
+
+use sqlx::AssertSqlSafe;
+
+/// The names of one complete set of read-model tables and of the checkpoint table that goes
+/// with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Tables {
+    /// Checkpoint rows (`projection`, `position`).
+    pub checkpoints: &'static str,
+    /// One row per venue.
+    pub venues: &'static str,
+    /// One row per event.
+    pub listing: &'static str,
+    /// One row per ticket type.
+    pub capacity: &'static str,
+    /// One row per registration.
+    pub registrations: &'static str,
+}
+
+/// The tables the migrations create and the query API reads.
+pub(crate) const LIVE: Tables = Tables {
+    checkpoints: "projector_checkpoints",
+    venues: "venues",
+    listing: "event_listing",
+    capacity: "event_capacity",
+    registrations: "registrations",
+};
+
+/// Where a rebuild folds the log before the swap. Fixed names, so that a rebuild that died half
+/// way leaves tables the next one recognises and drops.
+pub(crate) const SHADOW: Tables = Tables {
+    checkpoints: "projector_checkpoints__rebuild",
+    venues: "venues__rebuild",
+    listing: "event_listing__rebuild",
+    capacity: "event_capacity__rebuild",
+    registrations: "registrations__rebuild",
+};
+
+/// What the live read-model tables are renamed to for the instant of the swap, then dropped.
+pub(crate) const OLD_SUFFIX: &str = "__old";
+
+impl Tables {
+    /// The four read-model tables (the checkpoint table is handled apart: the swap moves its
+    /// position, not the table).
+    pub fn read_models(&self) -> [&'static str; 4] {
+        [self.venues, self.listing, self.capacity, self.registrations]
+    }
+
+    /// `template` with `{checkpoints}`, `{venues}`, `{listing}`, `{capacity}` and
+    /// `{registrations}` replaced by this set's names. The names are compile-time constants,
+    /// never input, hence safe to splice into SQL.
+    pub fn sql(&self, template: &str) -> AssertSqlSafe<String> {
+        let mut sql = template.to_owned();
+        for (placeholder, name) in [
+            ("{checkpoints}", self.checkpoints),
+            ("{venues}", self.venues),
+            ("{listing}", self.listing),
+            ("{capacity}", self.capacity),
+            ("{registrations}", self.registrations),
+        ] {
+            if sql.contains(placeholder) {
+                sql = sql.replace(placeholder, name);
+            }
+        }
+        AssertSqlSafe(sql)
+    }
+}
