@@ -36,9 +36,33 @@ enum Action {
     QueryApi(QueryApiArgs),
     /// Run only the relay: publishes the log to NATS JetStream (needs `NATS_URL`).
     Relay(RelayArgs),
+    /// Manage projections (the read models).
+    #[command(subcommand)]
+    Projections(ProjectionsAction),
     /// Measure the store and the command side (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::Bench),
+}
+
+/// What `marquee projections` does.
+#[derive(Debug, Subcommand)]
+enum ProjectionsAction {
+    /// Rebuild read models from the log into shadow tables while the query API keeps serving
+    /// the old ones, then swap them in atomically. Safe while `marquee serve` or the
+    /// distributed projectors run against the same database: they pause for the swap and resume
+    /// from where the rebuild left off.
+    Rebuild(RebuildArgs),
+}
+
+#[derive(Debug, Args)]
+struct RebuildArgs {
+    /// Projection to rebuild; default: every one (today only `read_models`).
+    name: Option<String>,
+    #[command(flatten)]
+    storage: StorageArgs,
+    /// Facts read per page and applied per transaction.
+    #[arg(long, env = "MARQUEE_REBUILD_BATCH_SIZE", default_value_t = 5_000)]
+    batch_size: usize,
 }
 
 /// Where the log and read models live.
@@ -170,6 +194,7 @@ async fn main() -> anyhow::Result<()> {
     });
     match cli.command {
         Action::Bench(bench) => bench::run(bench).await,
+        Action::Projections(ProjectionsAction::Rebuild(args)) => rebuild(args).await,
         Action::Serve(args) => serve(args, stopped).await,
         Action::CommandApi(args) => {
             let store = open_store(&args.storage).await?;
@@ -248,6 +273,57 @@ async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Resul
     }
     commands?;
     queries?;
+    Ok(())
+}
+
+/// `marquee projections rebuild`: a progress bar on a terminal (stderr), one line on stdout.
+async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+
+    let names: Vec<&str> = match &args.name {
+        Some(name) if marquee_projector::PROJECTIONS.contains(&name.as_str()) => vec![name],
+        Some(name) => anyhow::bail!(
+            "unknown projection `{name}`; known projections: {}",
+            marquee_projector::PROJECTIONS.join(", ")
+        ),
+        None => marquee_projector::PROJECTIONS.to_vec(),
+    };
+    let store = open_store(&args.storage).await?;
+    let read = ReadModels::connect(&args.storage.url())
+        .await
+        .context("opening the read models")?;
+    let options = marquee_projector::RebuildOptions {
+        batch_size: args.batch_size,
+        ..Default::default()
+    };
+    for name in names {
+        let bar = indicatif::ProgressBar::new(store.head_position().await?);
+        if !std::io::stderr().is_terminal() {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {human_pos}/{human_len} ({per_sec}, ETA {eta})",
+            )
+            .context("progress bar template")?
+            .progress_chars("=> "),
+        );
+        bar.set_message(format!("rebuilding {name}"));
+        let report = read
+            .rebuild(store.as_ref(), name, &options, &mut |progress| {
+                bar.set_length(progress.head);
+                bar.set_position(progress.position);
+            })
+            .await
+            .with_context(|| format!("rebuilding {name}"))?;
+        bar.finish_and_clear();
+        let seconds = report.elapsed.as_secs_f64();
+        println!(
+            "rebuilt {} facts in {seconds:.1} s ({:.0} facts/s)",
+            report.facts,
+            report.facts as f64 / seconds.max(1e-9)
+        );
+    }
     Ok(())
 }
 
