@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut venue = VenueId(Uuid::now_v7());
     let mut n = 0usize;
     while written < total {
-        if n % 20 == 0 {
+        if n.is_multiple_of(20) {
             venue = VenueId(Uuid::now_v7());
             written += append(
                 store.as_ref(),
@@ -84,16 +84,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         facts.push(EventFact::EventPublished { published_at: t0 });
         let mut held: Vec<(RegistrationId, TicketTypeId, u32)> = Vec::new();
         for i in 0..PER_EVENT {
-            if i % 8 == 7 {
-                if let Some((r, t, q)) = held.pop() {
-                    facts.push(EventFact::RegistrationCancelled {
-                        registration_id: r,
-                        ticket_type_id: t,
-                        quantity: q,
-                        cancelled_at: t0 + Duration::days(2),
-                    });
-                    continue;
-                }
+            if i % 8 == 7
+                && let Some((r, t, q)) = held.pop()
+            {
+                facts.push(EventFact::RegistrationCancelled {
+                    registration_id: r,
+                    ticket_type_id: t,
+                    quantity: q,
+                    cancelled_at: t0 + Duration::days(2),
+                });
+                continue;
             }
             let r = RegistrationId(Uuid::now_v7());
             let t = types[i % 3];
@@ -113,7 +113,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 confirmed_at: t0 + Duration::days(1),
             });
         }
-        if n % 10 == 0 {
+        if n.is_multiple_of(10) {
             facts.push(EventFact::EventCapacityChanged { capacity: 1_200 });
         }
         for chunk in facts.chunks(PER_APPEND) {

@@ -203,11 +203,11 @@ pub async fn queries_keep_answering_during_a_rebuild(backend: Backend) {
     let done = Arc::new(AtomicBool::new(false));
     let reads = Arc::new(AtomicU64::new(0));
     let mut readers = Vec::new();
-    for n in 0..2 {
+    for f in &fixtures[..2] {
         let reader = backend.read_models().await;
         let done = done.clone();
         let reads = reads.clone();
-        let event = fixtures[n].event;
+        let event = f.event;
         readers.push(tokio::spawn(async move {
             let filter = ListingFilter {
                 limit: 100,
