@@ -5,7 +5,9 @@
 //! moves the checkpoint, all in one transaction: a crash loses the whole batch or nothing, and a
 //! redelivered fact counts nothing twice. Events touched by a batch are loaded once, changed in
 //! memory and written back once at the end, so a burst of registrations on one event costs one
-//! read and one write, not one per fact.
+//! read and one write, not one per fact. Registrations are handled the same way, set-based
+//! (see `registrations`): loaded with a few statements before the batch, changed in memory,
+//! written with multi-row statements at the end.
 
 use std::collections::HashMap;
 
@@ -20,6 +22,7 @@ use uuid::Uuid;
 use crate::ProjectorError;
 use crate::lease::fence;
 use crate::read_models::{PROJECTION, ReadModels, to_u64};
+use crate::registrations::{Confirmation, Registrations};
 use crate::tables::{LIVE, Tables};
 use crate::time::to_text;
 
@@ -77,7 +80,7 @@ pub(crate) async fn apply_in(
         }
     };
 
-    let mut batch = Batch::new(tables);
+    let mut decoded = Vec::with_capacity(facts.len());
     let mut applied = checkpoint;
     for fact in facts.iter().filter(|f| f.position > checkpoint) {
         if fact.position <= applied {
@@ -87,11 +90,23 @@ pub(crate) async fn apply_in(
             );
             continue;
         }
-        batch.apply(&mut *conn, fact).await?;
+        decoded.extend(decode(fact));
         applied = fact.position;
     }
     if applied == checkpoint {
         return Ok((checkpoint, checkpoint));
+    }
+    let mut batch = Batch::new(tables);
+    let registration_ids: Vec<String> = decoded
+        .iter()
+        .filter_map(Decoded::registration_id)
+        .collect();
+    batch
+        .registrations
+        .load(&mut *conn, tables, &registration_ids)
+        .await?;
+    for fact in decoded {
+        batch.apply(&mut *conn, fact).await?;
     }
     batch.flush(&mut *conn).await?;
     sqlx::query(tables.sql("UPDATE {checkpoints} SET position = $1 WHERE projection = $2"))
@@ -102,12 +117,92 @@ pub(crate) async fn apply_in(
     Ok((checkpoint, applied))
 }
 
-/// The events a batch has touched, loaded once and written back at the end.
+/// A fact this projector models, decoded, with its stream's id and its position.
+enum Decoded {
+    Venue {
+        venue_id: String,
+        fact: VenueFact,
+        position: i64,
+    },
+    Event {
+        event_id: String,
+        fact: EventFact,
+        position: i64,
+    },
+}
+
+impl Decoded {
+    /// The registration a confirmation or cancellation names.
+    fn registration_id(&self) -> Option<String> {
+        match self {
+            Decoded::Event {
+                fact:
+                    EventFact::RegistrationConfirmed {
+                        registration_id, ..
+                    }
+                    | EventFact::RegistrationCancelled {
+                        registration_id, ..
+                    },
+                ..
+            } => Some(registration_id.0.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Decodes one fact. Facts this projector does not model, or cannot decode, are logged and
+/// skipped (`None`): the checkpoint still moves past them.
+fn decode(fact: &RecordedFact) -> Option<Decoded> {
+    let (aggregate, id) = match fact.stream.split_once('-') {
+        Some((aggregate, id)) => (aggregate, id),
+        None => (fact.stream.as_str(), ""),
+    };
+    if aggregate != VenueFact::AGGREGATE && aggregate != EventFact::AGGREGATE {
+        tracing::debug!(stream = %fact.stream, position = fact.position, "not a read-model stream");
+        return None;
+    }
+    let Ok(id) = Uuid::parse_str(id) else {
+        tracing::warn!(stream = %fact.stream, position = fact.position, "stream name without a valid id, fact skipped");
+        return None;
+    };
+    let id = id.to_string();
+    let position = to_i64(fact.position);
+    if aggregate == VenueFact::AGGREGATE {
+        match VenueFact::decode(&fact.fact_type, fact.schema_version, fact.data.clone()) {
+            Ok(venue_fact) => Some(Decoded::Venue {
+                venue_id: id,
+                fact: venue_fact,
+                position,
+            }),
+            Err(error) => {
+                skipped(fact, &error);
+                None
+            }
+        }
+    } else {
+        match EventFact::decode(&fact.fact_type, fact.schema_version, fact.data.clone()) {
+            Ok(event_fact) => Some(Decoded::Event {
+                event_id: id,
+                fact: event_fact,
+                position,
+            }),
+            Err(error) => {
+                skipped(fact, &error);
+                None
+            }
+        }
+    }
+}
+
+/// What a batch has touched: events loaded once and written back at the end, and
+/// registrations likewise.
 struct Batch {
     /// Which table set it writes.
     tables: &'static Tables,
     /// By event id text; `None` caches "no such event in the read models".
     events: HashMap<String, Option<EventDoc>>,
+    /// The registrations the batch's facts name.
+    registrations: Registrations,
 }
 
 /// One `event_listing` row with its `event_capacity` rows.
@@ -185,46 +280,27 @@ impl Batch {
         Self {
             tables,
             events: HashMap::new(),
+            registrations: Registrations::default(),
         }
     }
 
-    /// Applies one fact. Facts this projector does not model, or cannot decode, are logged and
-    /// skipped: the checkpoint still moves past them.
+    /// Applies one decoded fact.
     async fn apply(
         &mut self,
         conn: &mut AnyConnection,
-        fact: &RecordedFact,
+        fact: Decoded,
     ) -> Result<(), ProjectorError> {
-        let (aggregate, id) = match fact.stream.split_once('-') {
-            Some((aggregate, id)) => (aggregate, id),
-            None => (fact.stream.as_str(), ""),
-        };
-        if aggregate != VenueFact::AGGREGATE && aggregate != EventFact::AGGREGATE {
-            tracing::debug!(stream = %fact.stream, position = fact.position, "not a read-model stream");
-            return Ok(());
-        }
-        let Ok(id) = Uuid::parse_str(id) else {
-            tracing::warn!(stream = %fact.stream, position = fact.position, "stream name without a valid id, fact skipped");
-            return Ok(());
-        };
-        let id = id.to_string();
-        let position = to_i64(fact.position);
-        if aggregate == VenueFact::AGGREGATE {
-            match VenueFact::decode(&fact.fact_type, fact.schema_version, fact.data.clone()) {
-                Ok(venue_fact) => self.apply_venue(conn, &id, venue_fact, position).await,
-                Err(error) => {
-                    skipped(fact, &error);
-                    Ok(())
-                }
-            }
-        } else {
-            match EventFact::decode(&fact.fact_type, fact.schema_version, fact.data.clone()) {
-                Ok(event_fact) => self.apply_event(conn, &id, event_fact, position).await,
-                Err(error) => {
-                    skipped(fact, &error);
-                    Ok(())
-                }
-            }
+        match fact {
+            Decoded::Venue {
+                venue_id,
+                fact,
+                position,
+            } => self.apply_venue(conn, &venue_id, fact, position).await,
+            Decoded::Event {
+                event_id,
+                fact,
+                position,
+            } => self.apply_event(conn, &event_id, fact, position).await,
         }
     }
 
@@ -403,8 +479,8 @@ impl Batch {
             return Ok(());
         }
 
-        // Registrations are written straight away, inside the batch's transaction, so a
-        // cancellation later in the same batch sees its registration.
+        // Registrations change in memory (a cancellation later in the same batch sees its
+        // registration) and are written with the batch, whether or not the event is known.
         let seats = match &fact {
             EventFact::RegistrationConfirmed {
                 registration_id,
@@ -413,22 +489,15 @@ impl Batch {
                 confirmed_at,
                 ..
             } => {
-                let inserted = sqlx::query(tables.sql(
-                    "INSERT INTO {registrations} (registration_id, event_id, ticket_type_id, \
-                     quantity, status, confirmed_at, cancelled_at, last_position) \
-                     VALUES ($1, $2, $3, $4, 'confirmed', $5, NULL, $6) \
-                     ON CONFLICT (registration_id) DO NOTHING",
-                ))
-                .bind(registration_id.0.to_string())
-                .bind(event_id)
-                .bind(ticket_type_id.0.to_string())
-                .bind(i64::from(*quantity))
-                .bind(to_text(*confirmed_at))
-                .bind(position)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-                if inserted == 0 {
+                let confirmed = self.registrations.confirm(Confirmation {
+                    registration_id: registration_id.0.to_string(),
+                    event_id: event_id.to_owned(),
+                    ticket_type_id: ticket_type_id.0.to_string(),
+                    quantity: i64::from(*quantity),
+                    confirmed_at: to_text(*confirmed_at),
+                    position,
+                });
+                if !confirmed {
                     tracing::warn!(%event_id, %registration_id, "registration confirmed twice, counted once");
                     return Ok(());
                 }
@@ -440,17 +509,12 @@ impl Batch {
                 quantity,
                 cancelled_at,
             } => {
-                let cancelled = sqlx::query(tables.sql(
-                    "UPDATE {registrations} SET status = 'cancelled', cancelled_at = $1, \
-                     last_position = $2 WHERE registration_id = $3 AND status = 'confirmed'",
-                ))
-                .bind(to_text(*cancelled_at))
-                .bind(position)
-                .bind(registration_id.0.to_string())
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-                if cancelled == 0 {
+                let cancelled = self.registrations.cancel(
+                    &registration_id.0.to_string(),
+                    to_text(*cancelled_at),
+                    position,
+                );
+                if !cancelled {
                     tracing::warn!(%event_id, %registration_id, "cancellation of a registration that is not confirmed, ignored");
                     return Ok(());
                 }
@@ -542,8 +606,9 @@ impl Batch {
         Ok(self.events.get_mut(event_id).and_then(Option::as_mut))
     }
 
-    /// Writes back every event the batch changed.
+    /// Writes back every registration and event the batch changed.
     async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), ProjectorError> {
+        self.registrations.flush(conn, self.tables).await?;
         for doc in self.events.values().flatten().filter(|d| d.dirty) {
             write_doc(conn, self.tables, doc).await?;
         }

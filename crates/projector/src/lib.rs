@@ -39,6 +39,7 @@ mod projector;
 pub mod queries;
 mod read_models;
 pub mod rebuild;
+mod registrations;
 mod source;
 mod tables;
 mod time;
