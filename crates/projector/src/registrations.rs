@@ -6,7 +6,7 @@
 //! the batch writes every new or changed row with multi-row `INSERT … ON CONFLICT DO UPDATE`
 //! statements of a few hundred rows. A batch of thousands of registration facts thus costs a
 //! few dozen statements instead of one per fact, which is what capped a rebuild (see
-//! `BENCHMARKS-rebuild.md`).
+//! `BENCHMARKS.md`, "Rebuilding the read models").
 //!
 //! The snapshot is exact: only the apply code writes `registrations`, and it runs with the
 //! checkpoint row locked (see `apply`), so no other writer changes these rows mid-batch.
