@@ -177,26 +177,7 @@ impl Cluster {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.expect("request sent");
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let position = response
-            .headers()
-            .get("marquee-position")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let body = response.json().await.unwrap_or(serde_json::Value::Null);
-        Reply {
-            status,
-            content_type,
-            position,
-            body,
-        }
+        Reply::send(request).await
     }
 
     async fn command(&self, path: &str, body: serde_json::Value) -> Reply {

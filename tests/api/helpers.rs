@@ -40,6 +40,35 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Sends a request and reads the whole answer.
+    pub async fn send(request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request sent");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let position = response
+            .headers()
+            .get("marquee-position")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let text = response.text().await.expect("body");
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            content_type,
+            position,
+            body,
+        }
+    }
+
     /// Asserts a problem+json answer with this status and code.
     #[track_caller]
     pub fn assert_problem(&self, status: u16, code: &str) {
@@ -169,31 +198,7 @@ impl TestApp {
 
     /// Sends a request and reads the whole answer.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.expect("request sent");
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        let position = response
-            .headers()
-            .get("marquee-position")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        let text = response.text().await.expect("body");
-        let body = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        Reply {
-            status,
-            content_type,
-            position,
-            body,
-        }
+        Reply::send(request).await
     }
 
     /// `POST` a JSON body to the command API.
