@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use marquee_command_api::engine::{CommandMode, EngineOptions};
 use marquee_projector::{JetStreamSource, LeaseConfig, Projector, ReadModels};
 use marquee_query_api::QueryState;
 use marquee_store::EventStore;
@@ -138,12 +139,36 @@ struct RelayArgs {
     nats: NatsArgs,
 }
 
+/// How the command API runs commands.
+#[derive(Debug, Args)]
+struct EngineArgs {
+    /// `pipeline`: commands for one stream queue to one in-memory decider that appends many
+    /// at once; `naive`: load → decide → append with retries (the benchmarks' baseline).
+    #[arg(long, env = "MARQUEE_COMMAND_MODE", default_value = "pipeline")]
+    command_mode: CommandMode,
+    /// Idle aggregates kept in memory, per aggregate kind (least recently used go first).
+    #[arg(long, env = "MARQUEE_AGGREGATE_CACHE", default_value_t = 10_000)]
+    aggregate_cache: usize,
+}
+
+impl EngineArgs {
+    fn options(&self) -> EngineOptions {
+        EngineOptions {
+            mode: self.command_mode,
+            cache_capacity: self.aggregate_cache,
+            ..EngineOptions::default()
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct ServeArgs {
     #[command(flatten)]
     storage: StorageArgs,
     #[command(flatten)]
     nats: NatsArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Address of the command API.
     #[arg(long, env = "MARQUEE_COMMAND_ADDR", default_value = "127.0.0.1:8080")]
     command_addr: SocketAddr,
@@ -159,6 +184,8 @@ struct ServeArgs {
 struct CommandApiArgs {
     #[command(flatten)]
     storage: StorageArgs,
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Address of the command API.
     #[arg(long, env = "MARQUEE_COMMAND_ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -198,7 +225,7 @@ async fn main() -> anyhow::Result<()> {
         Action::Serve(args) => serve(args, stopped).await,
         Action::CommandApi(args) => {
             let store = open_store(&args.storage).await?;
-            run_command_api(store, args.addr, stopped).await
+            run_command_api(store, args.addr, args.engine.options(), stopped).await
         }
         Action::Relay(args) => {
             let config = args
@@ -264,7 +291,12 @@ async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Resul
         store: store.clone(),
         min_position_timeout: Duration::from_millis(args.min_position_timeout_ms),
     };
-    let commands = run_command_api(store, args.command_addr, stopped.clone());
+    let commands = run_command_api(
+        store,
+        args.command_addr,
+        args.engine.options(),
+        stopped.clone(),
+    );
     let queries = run_query_api(query_state, args.query_addr, stopped);
     let (commands, queries) = tokio::join!(commands, queries);
     projector.await.context("projector task")?;
@@ -355,9 +387,10 @@ fn redact(url: &str) -> String {
 async fn run_command_api(
     store: Arc<dyn EventStore>,
     addr: SocketAddr,
+    engine: EngineOptions,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let state = marquee_command_api::CommandState::new(store);
+    let state = marquee_command_api::CommandState::with_options(store, engine);
     let app = marquee_command_api::Application::build(addr, state)
         .await
         .with_context(|| format!("binding the command API to {addr}"))?;

@@ -1,19 +1,20 @@
 //! Load → decide → append, the one path every command takes.
 //!
-//! Commands for one stream are serialized inside this process by a per-stream async lock, so a
-//! rush on one event does not turn into a storm of optimistic-concurrency retries. Other
-//! processes may still append to the same stream: the append carries the expected revision, and
-//! on `WrongExpectedRevision` the stream is reloaded and the command decided again.
+//! By default commands for one stream queue to that stream's decider ([`crate::pipeline`]),
+//! which keeps the aggregate in memory and commits the facts of many commands in one
+//! transaction, so a rush on one event does not turn into a storm of optimistic-concurrency
+//! retries. Other processes may still append to the same stream: every append carries the
+//! expected revision, and on `WrongExpectedRevision` the stream is reloaded and the commands
+//! decided again. [`CommandMode::Naive`] is the textbook path, kept as the benchmarks' baseline.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::http::StatusCode;
 use marquee_domain::event::{self, Event, EventCommand, EventError, EventFact};
 use marquee_domain::venue::{self, Venue, VenueCommand, VenueError, VenueFact};
 use marquee_domain::{FactCodec, Timestamp};
 use marquee_store::{
-    AppendRequest, EventStore, ExpectedRevision, FactMetadata, IdempotencyWrite,
+    AppendRequest, Appended, EventStore, ExpectedRevision, FactMetadata, IdempotencyWrite,
     IdempotentResponse, NewFact, Snapshot, StoreError,
 };
 use serde::Serialize;
@@ -22,20 +23,23 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::pipeline::Pipelines;
 
 /// How often a command is re-decided when another process keeps appending to its stream first.
-const MAX_ATTEMPTS: usize = 16;
+pub(crate) const MAX_ATTEMPTS: usize = 16;
 /// Facts read per page while loading a stream.
 const PAGE: usize = 1000;
 
 /// One aggregate's pure functions, so the engine can run any of them.
-pub trait Aggregate {
+pub trait Aggregate: Sized + 'static {
     /// Version of the state's serialized shape; snapshots of another version are ignored.
     const STATE_VERSION: u32;
-    type State: Default + Send + Serialize + DeserializeOwned;
-    type Fact: FactCodec + Send + Sync;
-    type Command: Clone + Send;
+    type State: Default + Clone + Send + Sync + Serialize + DeserializeOwned + 'static;
+    type Fact: FactCodec + Send + Sync + 'static;
+    type Command: Clone + Send + 'static;
     type Error: Into<ApiError>;
+    /// This aggregate's deciders in `engine`.
+    fn pipelines(engine: &Engine) -> &Arc<Pipelines<Self>>;
     fn decide(
         state: &Self::State,
         command: Self::Command,
@@ -58,6 +62,9 @@ impl Aggregate for VenueAggregate {
     fn evolve(s: Venue, f: &VenueFact) -> Venue {
         venue::evolve(s, f)
     }
+    fn pipelines(engine: &Engine) -> &Arc<Pipelines<Self>> {
+        &engine.venues
+    }
 }
 
 /// The event aggregate, for the engine.
@@ -73,6 +80,9 @@ impl Aggregate for EventAggregate {
     }
     fn evolve(s: Event, f: &EventFact) -> Event {
         event::evolve(s, f)
+    }
+    fn pipelines(engine: &Engine) -> &Arc<Pipelines<Self>> {
+        &engine.events
     }
 }
 
@@ -102,6 +112,7 @@ pub struct Answer {
 }
 
 /// Who issued a command and how to remember its answer.
+#[derive(Debug, Clone)]
 pub struct CommandContext {
     pub correlation_id: Uuid,
     pub actor: Option<String>,
@@ -109,89 +120,226 @@ pub struct CommandContext {
     pub idempotency: Option<(String, String)>,
 }
 
-/// Per-stream async locks; an entry lives only while someone holds or waits for it.
-#[derive(Default)]
-struct StreamLocks {
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+/// How commands reach the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommandMode {
+    /// Commands for one stream queue to one in-memory decider holding the cached aggregate,
+    /// which decides them one after another and appends what it accepted in one transaction
+    /// ([`crate::pipeline`]).
+    #[default]
+    Pipeline,
+    /// Every command on its own: load the stream, decide, append with the expected revision,
+    /// and on a concurrent append start again. The textbook way, kept as the benchmarks'
+    /// baseline.
+    Naive,
 }
 
-/// Holds a stream's lock; removes the map entry when the last user lets go.
-struct StreamGuard<'a> {
-    owner: &'a StreamLocks,
-    stream: String,
-    lock: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl StreamLocks {
-    async fn lock(&self, stream: &str) -> StreamGuard<'_> {
-        let mutex = {
-            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-            locks.entry(stream.to_owned()).or_default().clone()
-        };
-        let guard = mutex.lock_owned().await;
-        StreamGuard {
-            owner: self,
-            stream: stream.to_owned(),
-            lock: Some(guard),
+impl std::str::FromStr for CommandMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "pipeline" => Ok(Self::Pipeline),
+            "naive" => Ok(Self::Naive),
+            other => Err(format!(
+                "unknown command mode {other:?}; expected pipeline or naive"
+            )),
         }
     }
 }
 
-impl Drop for StreamGuard<'_> {
-    fn drop(&mut self) {
-        drop(self.lock.take());
-        let mut locks = self.owner.locks.lock().unwrap_or_else(|e| e.into_inner());
-        // Two strong references left means only the map holds it: nobody waits, drop it.
-        if locks
-            .get(&self.stream)
-            .is_some_and(|m| Arc::strong_count(m) == 1)
-        {
-            locks.remove(&self.stream);
+/// Tuning of an [`Engine`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// How commands reach the log.
+    pub mode: CommandMode,
+    /// How many idle aggregates the cache keeps per aggregate kind (least recently used ones
+    /// are dropped first). Aggregates whose decider is running are held by the decider.
+    pub cache_capacity: usize,
+    /// How long a stream's decider waits for more commands before it hands its aggregate back
+    /// to the cache and stops.
+    pub idle: std::time::Duration,
+    /// The most commands a decider decides and appends as one batch.
+    pub max_batch: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            mode: CommandMode::Pipeline,
+            cache_capacity: 10_000,
+            idle: std::time::Duration::from_secs(5),
+            max_batch: 256,
         }
     }
+}
+
+/// The log plus the clock: what loading, deciding and snapshotting need, shared by the engine
+/// and its deciders.
+pub(crate) struct Log {
+    pub(crate) store: Arc<dyn EventStore>,
+    clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
 }
 
 /// Runs commands against the log.
 pub struct Engine {
-    store: Arc<dyn EventStore>,
-    locks: StreamLocks,
-    clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    log: Arc<Log>,
+    mode: CommandMode,
+    venues: Arc<Pipelines<VenueAggregate>>,
+    events: Arc<Pipelines<EventAggregate>>,
 }
 
 impl Engine {
-    /// An engine over `store` reading time from `clock`.
+    /// An engine over `store` reading time from `clock`, with default options.
     pub fn new(
         store: Arc<dyn EventStore>,
         clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
     ) -> Self {
+        Self::with_options(store, clock, EngineOptions::default())
+    }
+
+    /// An engine over `store` reading time from `clock`.
+    pub fn with_options(
+        store: Arc<dyn EventStore>,
+        clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+        options: EngineOptions,
+    ) -> Self {
+        let log = Arc::new(Log { store, clock });
         Self {
-            store,
-            locks: StreamLocks::default(),
-            clock,
+            mode: options.mode,
+            venues: Arc::new(Pipelines::new(log.clone(), &options)),
+            events: Arc::new(Pipelines::new(log.clone(), &options)),
+            log,
         }
     }
 
     /// The log this engine writes to.
     pub fn store(&self) -> &Arc<dyn EventStore> {
-        &self.store
+        &self.log.store
     }
 
     /// The current time, from the configured clock.
     pub fn now(&self) -> Timestamp {
-        (self.clock)()
+        self.log.now()
+    }
+
+    /// How commands reach the log.
+    pub fn mode(&self) -> CommandMode {
+        self.mode
+    }
+
+    /// Idle aggregates held by the cache, of every kind.
+    pub fn cached_aggregates(&self) -> usize {
+        self.venues.cached() + self.events.cached()
     }
 
     /// Folds a stream's facts into its aggregate's state, starting from the stream's snapshot
     /// when there is a usable one.
     pub async fn load<A: Aggregate>(&self, stream: &str) -> Result<Loaded<A::State>, ApiError> {
-        let mut loaded = match self.load_snapshot::<A>(stream).await {
-            Some(loaded) => loaded,
-            None => Loaded {
-                state: A::State::default(),
-                revision: None,
-                position: 0,
-            },
-        };
+        self.log.load::<A>(stream).await
+    }
+
+    /// Loads `stream` and snapshots it now, whatever the interval (tools and benchmarks).
+    pub async fn take_snapshot<A: Aggregate>(&self, stream: &str) -> Result<(), ApiError> {
+        let loaded = self.load::<A>(stream).await?;
+        if let Some(revision) = loaded.revision {
+            self.log
+                .save_snapshot::<A>(stream, revision, loaded.position, &loaded.state)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Decides `commands` in turn (each seeing the facts of those before it) against the
+    /// stream's current state and appends all their facts atomically with the expected
+    /// revision; on a concurrent append by another process, decides them again. `answer` builds
+    /// the success body from the facts before they are appended. How the commands get there
+    /// depends on the [`CommandMode`].
+    pub async fn execute<A: Aggregate>(
+        &self,
+        stream: &str,
+        commands: Vec<A::Command>,
+        context: &CommandContext,
+        answer: impl Fn(&[A::Fact]) -> Answer + Send + Sync + 'static,
+    ) -> Result<(Accepted<A::Fact>, Answer), ApiError> {
+        match self.mode {
+            CommandMode::Pipeline => {
+                A::pipelines(self)
+                    .submit(stream, commands, context.clone(), Box::new(answer))
+                    .await
+            }
+            CommandMode::Naive => {
+                self.execute_naive::<A>(stream, commands, context, answer)
+                    .await
+            }
+        }
+    }
+
+    /// The baseline: load → decide → append, and again from the start on a conflict.
+    async fn execute_naive<A: Aggregate>(
+        &self,
+        stream: &str,
+        commands: Vec<A::Command>,
+        context: &CommandContext,
+        answer: impl Fn(&[A::Fact]) -> Answer,
+    ) -> Result<(Accepted<A::Fact>, Answer), ApiError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let loaded = self.load::<A>(stream).await?;
+            let now = self.now();
+            let mut state = loaded.state;
+            let facts = decide_all::<A>(&mut state, &commands, now)?;
+            let mut reply = answer(&facts);
+            if facts.is_empty() {
+                set_position(&mut reply.body, loaded.position);
+                let position = loaded.position;
+                return Ok((Accepted { facts, position }, reply));
+            }
+            let request =
+                append_request::<A>(stream, loaded.revision, &facts, context, &reply, now);
+            match self.log.store.append(request).await {
+                Ok(appended) => {
+                    self.log
+                        .maybe_snapshot::<A>(stream, loaded.revision, &appended, &state)
+                        .await;
+                    set_position(&mut reply.body, appended.last_position);
+                    let position = appended.last_position;
+                    return Ok((Accepted { facts, position }, reply));
+                }
+                Err(StoreError::WrongExpectedRevision { .. }) => {
+                    tracing::debug!(stream, "concurrent append; deciding again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Contention)
+    }
+}
+
+impl Log {
+    pub(crate) fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    /// Folds a stream's facts into its aggregate's state, starting from the stream's snapshot
+    /// when there is a usable one.
+    pub(crate) async fn load<A: Aggregate>(
+        &self,
+        stream: &str,
+    ) -> Result<Loaded<A::State>, ApiError> {
+        let start = self.load_snapshot::<A>(stream).await.unwrap_or(Loaded {
+            state: A::State::default(),
+            revision: None,
+            position: 0,
+        });
+        self.catch_up::<A>(stream, start).await
+    }
+
+    /// Folds the facts appended to `stream` after `loaded` into it: a cached aggregate is
+    /// checked against the log this way before it decides anything.
+    pub(crate) async fn catch_up<A: Aggregate>(
+        &self,
+        stream: &str,
+        mut loaded: Loaded<A::State>,
+    ) -> Result<Loaded<A::State>, ApiError> {
         let mut from = loaded.revision.map_or(0, |r| r + 1);
         loop {
             let page = self.store.read_stream(stream, from, PAGE).await?;
@@ -241,31 +389,22 @@ impl Engine {
         }
     }
 
-    /// Loads `stream` and snapshots it now, whatever the interval (tools and benchmarks).
-    pub async fn take_snapshot<A: Aggregate>(&self, stream: &str) -> Result<(), ApiError> {
-        let loaded = self.load::<A>(stream).await?;
-        if let Some(revision) = loaded.revision {
-            self.save_snapshot::<A>(stream, revision, loaded.position, &loaded.state)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Saves a snapshot when an append crossed a multiple of the store's snapshot interval.
-    async fn maybe_snapshot<A: Aggregate>(
+    /// Saves a snapshot when an append (from revision `before` to `appended.revision`) crossed a
+    /// multiple of the store's snapshot interval.
+    pub(crate) async fn maybe_snapshot<A: Aggregate>(
         &self,
         stream: &str,
         before: Option<u64>,
-        after: u64,
-        position: u64,
+        appended: &Appended,
         state: &A::State,
     ) {
         let every = self.store.snapshot_every();
+        let after = appended.revision;
         if every == 0 || before.map_or(0, |r| (r + 1) / every) == (after + 1) / every {
             return;
         }
         if let Err(e) = self
-            .save_snapshot::<A>(stream, after, position, state)
+            .save_snapshot::<A>(stream, after, appended.last_position, state)
             .await
         {
             tracing::warn!(stream, error = %e, "could not save a snapshot");
@@ -290,106 +429,75 @@ impl Engine {
         self.store.save_snapshot(snapshot).await?;
         Ok(())
     }
+}
 
-    /// Loads `stream`, decides `commands` in turn (each seeing the facts of those before it),
-    /// appends all their facts atomically with the expected revision, and retries on a
-    /// concurrent append by another process. `answer` builds the success body from the facts
-    /// before they are appended.
-    pub async fn execute<A: Aggregate>(
-        &self,
-        stream: &str,
-        commands: Vec<A::Command>,
-        context: &CommandContext,
-        answer: impl Fn(&[A::Fact]) -> Answer,
-    ) -> Result<(Accepted<A::Fact>, Answer), ApiError> {
-        let _guard = self.locks.lock(stream).await;
-        for _ in 0..MAX_ATTEMPTS {
-            let loaded = self.load::<A>(stream).await?;
-            let now = self.now();
-            let mut state = loaded.state;
-            let mut facts = Vec::new();
-            for command in commands.iter().cloned() {
-                let decided = A::decide(&state, command, now).map_err(Into::into)?;
-                for fact in &decided {
-                    state = A::evolve(state, fact);
-                }
-                facts.extend(decided);
+/// Decides `commands` in turn against `state`, each seeing the facts of those before it. On
+/// success `state` has every fact folded in; on a refusal it is left as it was.
+pub(crate) fn decide_all<A: Aggregate>(
+    state: &mut A::State,
+    commands: &[A::Command],
+    now: Timestamp,
+) -> Result<Vec<A::Fact>, ApiError> {
+    if let [command] = commands {
+        // The common case decides on the state itself: no copy of a large aggregate.
+        let facts = A::decide(state, command.clone(), now).map_err(Into::into)?;
+        *state = facts.iter().fold(std::mem::take(state), A::evolve);
+        return Ok(facts);
+    }
+    let mut scratch = A::State::clone(state);
+    let mut facts = Vec::new();
+    for command in commands.iter().cloned() {
+        let decided = A::decide(&scratch, command, now).map_err(Into::into)?;
+        scratch = decided.iter().fold(scratch, A::evolve);
+        facts.extend(decided);
+    }
+    *state = scratch;
+    Ok(facts)
+}
+
+/// The append of one command's facts, with its metadata and its remembered answer.
+pub(crate) fn append_request<A: Aggregate>(
+    stream: &str,
+    revision: Option<u64>,
+    facts: &[A::Fact],
+    context: &CommandContext,
+    reply: &Answer,
+    now: Timestamp,
+) -> AppendRequest {
+    let facts = facts
+        .iter()
+        .map(|fact| {
+            let (fact_type, schema_version, data) = fact.encode();
+            NewFact {
+                fact_id: Uuid::now_v7(),
+                fact_type,
+                schema_version,
+                data,
+                metadata: FactMetadata {
+                    correlation_id: Some(context.correlation_id),
+                    causation_id: Some(context.correlation_id),
+                    actor: context.actor.clone(),
+                },
             }
-            let mut reply = answer(&facts);
-            if facts.is_empty() {
-                set_position(&mut reply.body, loaded.position);
-                return Ok((
-                    Accepted {
-                        facts,
-                        position: loaded.position,
-                    },
-                    reply,
-                ));
-            }
-            let new_facts = facts
-                .iter()
-                .map(|fact| {
-                    let (fact_type, schema_version, data) = fact.encode();
-                    NewFact {
-                        fact_id: Uuid::now_v7(),
-                        fact_type,
-                        schema_version,
-                        data,
-                        metadata: FactMetadata {
-                            correlation_id: Some(context.correlation_id),
-                            causation_id: Some(context.correlation_id),
-                            actor: context.actor.clone(),
-                        },
-                    }
-                })
-                .collect();
-            let idempotency = context
-                .idempotency
-                .as_ref()
-                .map(|(key, hash)| IdempotencyWrite {
-                    key: key.clone(),
-                    response: IdempotentResponse {
-                        request_hash: hash.clone(),
-                        status: reply.status.as_u16(),
-                        body: reply.body.clone(),
-                        created_at: now,
-                    },
-                });
-            let request = AppendRequest {
-                stream: stream.to_owned(),
-                expected: loaded
-                    .revision
-                    .map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact),
-                facts: new_facts,
-                idempotency,
-            };
-            match self.store.append(request).await {
-                Ok(appended) => {
-                    self.maybe_snapshot::<A>(
-                        stream,
-                        loaded.revision,
-                        appended.revision,
-                        appended.last_position,
-                        &state,
-                    )
-                    .await;
-                    set_position(&mut reply.body, appended.last_position);
-                    return Ok((
-                        Accepted {
-                            facts,
-                            position: appended.last_position,
-                        },
-                        reply,
-                    ));
-                }
-                Err(StoreError::WrongExpectedRevision { .. }) => {
-                    tracing::debug!(stream, "concurrent append; deciding again");
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(ApiError::Contention)
+        })
+        .collect();
+    let idempotency = context
+        .idempotency
+        .as_ref()
+        .map(|(key, hash)| IdempotencyWrite {
+            key: key.clone(),
+            response: IdempotentResponse {
+                request_hash: hash.clone(),
+                status: reply.status.as_u16(),
+                body: reply.body.clone(),
+                created_at: now,
+            },
+        });
+    AppendRequest {
+        stream: stream.to_owned(),
+        expected: revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact),
+        facts,
+        idempotency,
     }
 }
 

@@ -55,6 +55,10 @@ pub enum ApiError {
     /// The log failed.
     #[error("store failure: {0}")]
     Store(#[from] StoreError),
+    /// A failure inside the command side that several commands share (its cause is logged
+    /// where it happened).
+    #[error("internal failure: {0}")]
+    Internal(String),
     /// A stored fact could not be decoded.
     #[error("corrupt fact: {0}")]
     Decode(#[from] marquee_domain::DecodeError),
@@ -143,7 +147,7 @@ impl ApiError {
             ApiError::Store(StoreError::Closed) => {
                 Problem::new(S::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
             }
-            ApiError::Store(_) | ApiError::Decode(_) => {
+            ApiError::Store(_) | ApiError::Decode(_) | ApiError::Internal(_) => {
                 Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
             }
         }

@@ -63,7 +63,7 @@ async fn run_event(
 ) -> Result<Answer, ApiError> {
     let (_, answer) = state
         .engine
-        .execute::<EventAggregate>(&event_id.stream(), commands, context, |_| Answer {
+        .execute::<EventAggregate>(&event_id.stream(), commands, context, move |_| Answer {
             status,
             body: body.clone(),
         })
@@ -385,7 +385,7 @@ async fn reserve(
         };
         let (_, answer) = state
             .engine
-            .execute::<EventAggregate>(&event_id.stream(), vec![command], &context, |facts| {
+            .execute::<EventAggregate>(&event_id.stream(), vec![command], &context, move |facts| {
                 let confirmed = facts
                     .iter()
                     .any(|f| matches!(f, EventFact::RegistrationConfirmed { .. }));

@@ -1,7 +1,8 @@
 //! Marquee's command API: the HTTP side of writes.
 //!
 //! Every route parses and validates its body, turns it into a domain command, and runs it through
-//! the [`engine`] (load the stream → `decide` → append with the expected revision). Accepted
+//! the [`engine`] (the stream's [`pipeline`] decider → `decide` → append with the expected
+//! revision). Accepted
 //! commands answer with the position of their last fact, in the body and in `Marquee-Position`;
 //! refused ones answer RFC 9457 problem+json with a stable `code` ([`error`]).
 //!
@@ -13,6 +14,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
+pub mod pipeline;
 pub mod venues;
 
 use std::future::Future;
@@ -26,7 +28,7 @@ use marquee_store::EventStore;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
-use crate::engine::Engine;
+use crate::engine::{Engine, EngineOptions};
 use crate::error::ApiError;
 use crate::idempotency::InFlight;
 
@@ -53,8 +55,21 @@ impl CommandState {
         store: Arc<dyn EventStore>,
         clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
     ) -> Self {
+        Self::from_engine(Engine::new(store, clock))
+    }
+
+    /// State over `store` with the system clock and the given engine options.
+    pub fn with_options(store: Arc<dyn EventStore>, options: EngineOptions) -> Self {
+        Self::from_engine(Engine::with_options(
+            store,
+            Arc::new(chrono::Utc::now),
+            options,
+        ))
+    }
+
+    fn from_engine(engine: Engine) -> Self {
         Self {
-            engine: Arc::new(Engine::new(store, clock)),
+            engine: Arc::new(engine),
             in_flight: Arc::new(InFlight::default()),
         }
     }

@@ -61,9 +61,11 @@ async fn create_venue(
         };
         let (_, answer) = state
             .engine
-            .execute::<VenueAggregate>(&venue_id.stream(), vec![command], &context, |_| Answer {
-                status: StatusCode::CREATED,
-                body: json!({ "venue_id": venue_id }),
+            .execute::<VenueAggregate>(&venue_id.stream(), vec![command], &context, move |_| {
+                Answer {
+                    status: StatusCode::CREATED,
+                    body: json!({ "venue_id": venue_id }),
+                }
             })
             .await?;
         Ok(answer)
@@ -105,7 +107,7 @@ async fn update_venue(
         }
         let (_, answer) = state
             .engine
-            .execute::<VenueAggregate>(&venue_id.stream(), commands, &context, |_| Answer {
+            .execute::<VenueAggregate>(&venue_id.stream(), commands, &context, move |_| Answer {
                 status: StatusCode::OK,
                 body: json!({ "venue_id": venue_id }),
             })

@@ -215,6 +215,24 @@ pub trait EventStore: Send + Sync + 'static {
     /// transaction (group commit) by the backend; each is still checked on its own.
     async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError>;
 
+    /// Appends `requests` in order, each checked on its own against the stream as the requests
+    /// before it left it, and answers one outcome per request, in order. The backends with a
+    /// group-commit writer plan them as neighbours in one transaction, so a caller that decided
+    /// several commands for one stream (expected revisions chained: `r`, `r + k`, …) pays one
+    /// commit for all of them. A refused request does not undo the ones before it; the ones after
+    /// it that expected its facts are then refused with `WrongExpectedRevision`. A chain with an
+    /// unusable request (blank stream, no facts) is refused as a whole with `Invalid`.
+    async fn append_all(&self, requests: Vec<AppendRequest>) -> Vec<Result<Appended, StoreError>> {
+        if let Err(refusals) = plan::validate_chain(&requests) {
+            return refusals;
+        }
+        let mut outcomes = Vec::with_capacity(requests.len());
+        for request in requests {
+            outcomes.push(self.append(request).await);
+        }
+        outcomes
+    }
+
     /// Facts of one stream with `revision >= from_revision`, at most `limit`, in revision order.
     async fn read_stream(
         &self,

@@ -94,6 +94,31 @@ pub(crate) fn validate(request: &AppendRequest) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// [`validate`] for a chain of appends (see [`crate::EventStore::append_all`]). Nothing of a
+/// chain with an unusable link is queued: the links after it could not be answered truthfully.
+/// `Err` carries one answer per request: the unusable ones say why, the others that they were
+/// not attempted.
+pub(crate) fn validate_chain(
+    requests: &[AppendRequest],
+) -> Result<(), Vec<Result<Appended, StoreError>>> {
+    let checks: Vec<Result<(), StoreError>> = requests.iter().map(validate).collect();
+    if checks.iter().all(Result::is_ok) {
+        return Ok(());
+    }
+    Err(requests
+        .iter()
+        .zip(checks)
+        .map(|(request, check)| {
+            Err(check.err().unwrap_or_else(|| {
+                StoreError::Invalid(format!(
+                    "append to {} not attempted: another append of its chain is invalid",
+                    request.stream
+                ))
+            }))
+        })
+        .collect())
+}
+
 /// Every stream name the batch mentions (for loading `LogView::stream_revisions`).
 pub(crate) fn streams_of(requests: &[AppendRequest]) -> Vec<String> {
     let set: HashSet<&str> = requests.iter().map(|r| r.stream.as_str()).collect();

@@ -323,6 +323,13 @@ impl EventStore for SqliteStore {
         self.commit.append(request).await
     }
 
+    async fn append_all(&self, requests: Vec<AppendRequest>) -> Vec<Result<Appended, StoreError>> {
+        if let Err(refusals) = plan::validate_chain(&requests) {
+            return refusals;
+        }
+        self.commit.append_all(requests).await
+    }
+
     async fn read_stream(
         &self,
         stream: &str,

@@ -29,9 +29,11 @@ pub(crate) trait BatchSink: Send + Sync + 'static {
     async fn after_batch(&self) {}
 }
 
+/// Requests queued together (one append, or a chain of appends to one stream) and where their
+/// answers go. A job's requests always land in the same batch, in order.
 struct Job {
-    request: AppendRequest,
-    reply: oneshot::Sender<Result<Appended, StoreError>>,
+    requests: Vec<AppendRequest>,
+    reply: oneshot::Sender<Vec<Result<Appended, StoreError>>>,
 }
 
 /// Handle to the writer task. The task ends when the last handle is dropped.
@@ -55,12 +57,25 @@ impl GroupCommit {
 
     /// Queues one append and waits for its answer.
     pub(crate) async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
-        let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Job { request, reply })
+        self.append_all(vec![request])
             .await
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+            .pop()
+            .unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Queues several appends as one job, so they are planned in order inside one batch, and
+    /// waits for their answers (one per request, in order).
+    pub(crate) async fn append_all(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Vec<Result<Appended, StoreError>> {
+        let count = requests.len();
+        let closed = || (0..count).map(|_| Err(StoreError::Closed)).collect();
+        let (reply, answer) = oneshot::channel();
+        if self.jobs.send(Job { requests, reply }).await.is_err() {
+            return closed();
+        }
+        answer.await.unwrap_or_else(|_| closed())
     }
 }
 
@@ -72,8 +87,12 @@ async fn run<S: BatchSink>(
 ) {
     let mut jobs = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
-        let (requests, replies): (Vec<AppendRequest>, Vec<_>) =
-            jobs.drain(..).map(|job| (job.request, job.reply)).unzip();
+        let mut requests = Vec::new();
+        let mut replies = Vec::with_capacity(jobs.len());
+        for job in jobs.drain(..) {
+            replies.push((job.reply, job.requests.len()));
+            requests.extend(job.requests);
+        }
         let outcomes = match sink.write_batch(&requests).await {
             Ok(result) => {
                 publish_head(&head, result.head);
@@ -98,9 +117,10 @@ async fn run<S: BatchSink>(
                 outcomes
             }
         };
-        for (reply, outcome) in replies.into_iter().zip(outcomes) {
-            // The caller may have given up waiting; its append still stands.
-            let _ = reply.send(outcome);
+        let mut outcomes = outcomes.into_iter();
+        for (reply, count) in replies {
+            // The caller may have given up waiting; its appends still stand.
+            let _ = reply.send(outcomes.by_ref().take(count).collect());
         }
         sink.after_batch().await;
     }

@@ -95,4 +95,6 @@ suite!(
     subscribe_after_a_position_starts_after_it,
     a_dropped_subscription_does_not_disturb_the_store,
     concurrent_appends_are_committed_together_and_a_conflict_fails_alone,
+    a_chain_of_appends_is_checked_link_by_link_in_order,
+    a_chain_with_an_unusable_link_writes_nothing,
 );

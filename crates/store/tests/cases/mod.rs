@@ -607,3 +607,60 @@ pub async fn concurrent_appends_are_committed_together_and_a_conflict_fails_alon
         assert_eq!(pair[0].stream, pair[1].stream);
     }
 }
+
+pub async fn a_chain_of_appends_is_checked_link_by_link_in_order(store: Arc<dyn EventStore>) {
+    append_one(&*store, "chained", 0).await;
+    let chain = vec![
+        request(
+            "chained",
+            ExpectedRevision::Exact(0),
+            vec![fact("A", 1), fact("A", 2)],
+        ),
+        // Expects the two facts of the link before it.
+        request("chained", ExpectedRevision::Exact(2), vec![fact("B", 3)]),
+        // Stale: the stream is at revision 3 by now.
+        request("chained", ExpectedRevision::Exact(2), vec![fact("C", 4)]),
+        // Expects the refused link's fact, so it is refused too.
+        request("chained", ExpectedRevision::Exact(4), vec![fact("D", 5)]),
+        request("elsewhere", ExpectedRevision::NoStream, vec![fact("E", 6)]),
+    ];
+    let outcomes = store.append_all(chain).await;
+    assert_eq!(outcomes.len(), 5);
+    let mut outcomes = outcomes.into_iter();
+    assert_eq!(outcomes.next().unwrap().expect("link 0"), appended(2, 3, 2));
+    assert_eq!(outcomes.next().unwrap().expect("link 1"), appended(4, 4, 3));
+    assert_wrong_revision(
+        outcomes.next().unwrap(),
+        ExpectedRevision::Exact(2),
+        Some(3),
+    );
+    assert_wrong_revision(
+        outcomes.next().unwrap(),
+        ExpectedRevision::Exact(4),
+        Some(3),
+    );
+    assert_eq!(outcomes.next().unwrap().expect("link 4"), appended(5, 5, 0));
+    let stored = store.read_stream("chained", 0, 100).await.expect("read");
+    let types: Vec<&str> = stored.iter().map(|f| f.fact_type.as_str()).collect();
+    assert_eq!(types, ["Counted", "A", "A", "B"]);
+    assert_eq!(
+        positions(&store.read_all(0, 100).await.expect("all")),
+        [1, 2, 3, 4, 5]
+    );
+}
+
+pub async fn a_chain_with_an_unusable_link_writes_nothing(store: Arc<dyn EventStore>) {
+    let chain = vec![
+        request("fine", ExpectedRevision::NoStream, vec![fact("A", 1)]),
+        request("  ", ExpectedRevision::Any, vec![fact("B", 2)]),
+    ];
+    let outcomes = store.append_all(chain).await;
+    assert_eq!(outcomes.len(), 2);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Err(StoreError::Invalid(_)))),
+        "{outcomes:?}"
+    );
+    assert!(store.read_all(0, 10).await.expect("read").is_empty());
+}

@@ -1,0 +1,453 @@
+//! The per-stream command pipeline: what keeps an on-sale rush from collapsing.
+//!
+//! The optimistic path (load → decide → append → on conflict start again) turns a thousand
+//! people reserving the same event into a thousand loads and mostly failed appends. Here every
+//! stream that is receiving commands has one **decider**: a task that owns the stream's
+//! aggregate in memory. Commands for the stream queue to it; it takes whatever is queued (up to
+//! [`EngineOptions::max_batch`]), decides the commands one after another against its state, and
+//! appends the facts of all the accepted ones in one call to
+//! [`EventStore::append_all`](marquee_store::EventStore::append_all): one transaction, one
+//! fsync, expected revisions chained `r`, `r + k₁`, `r + k₁ + k₂`, … Every caller gets its own
+//! answer: a refused command is answered at once and changes nothing for the others.
+//!
+//! **Several processes.** Nothing here assumes this process is the only writer. Every append
+//! still carries its expected revision. When another process appended first, the links of the
+//! chain from the first refused one on come back `WrongExpectedRevision`; the decider drops its
+//! state, reloads the stream (snapshot + tail) and decides those commands again, up to
+//! [`MAX_ATTEMPTS`] times, after which they are answered `409 conflict`.
+//!
+//! **The cache.** A decider that has had nothing to do for [`EngineOptions::idle`] removes
+//! itself, hands its aggregate (with its revision) to a least-recently-used cache of at most
+//! [`EngineOptions::cache_capacity`] entries, and stops. The next decider of that stream starts
+//! from the cached aggregate after reading whatever the log holds beyond its revision (the
+//! revision check: usually one indexed query that returns nothing), or from the snapshot and
+//! tail when the cache has no entry. Memory is therefore bounded by the cache plus the streams
+//! that received commands in the last `idle` period.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use marquee_store::{Appended, StoreError};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::engine::{
+    Accepted, Aggregate, Answer, CommandContext, EngineOptions, Loaded, Log, MAX_ATTEMPTS,
+    append_request, decide_all, set_position,
+};
+use crate::error::ApiError;
+
+/// Commands a stream's queue holds before callers wait at the door.
+const QUEUE: usize = 4096;
+
+/// Builds an accepted command's answer from its facts (again, if it is decided again).
+pub(crate) type AnswerFn<F> = Box<dyn Fn(&[F]) -> Answer + Send + Sync>;
+
+type Outcome<F> = Result<(Accepted<F>, Answer), ApiError>;
+
+/// One caller's commands, waiting for their decider.
+struct Job<A: Aggregate> {
+    commands: Vec<A::Command>,
+    context: CommandContext,
+    answer: AnswerFn<A::Fact>,
+    reply: oneshot::Sender<Outcome<A::Fact>>,
+}
+
+impl<A: Aggregate> Job<A> {
+    fn finish(self, outcome: Outcome<A::Fact>) {
+        // The caller may have gone (client disconnected); what was appended stands.
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// A job that was decided and whose answer waits for the append.
+struct Decided<A: Aggregate> {
+    job: Job<A>,
+    facts: Vec<A::Fact>,
+    answer: Answer,
+}
+
+/// A running decider: its generation (telling a stream's successive deciders apart) and its
+/// queue.
+struct Running<A: Aggregate> {
+    id: u64,
+    queue: mpsc::Sender<Job<A>>,
+}
+
+/// The deciders and the cache of one aggregate kind.
+pub struct Pipelines<A: Aggregate> {
+    log: Arc<Log>,
+    options: EngineOptions,
+    /// The running deciders, by stream.
+    deciders: Mutex<HashMap<String, Running<A>>>,
+    cache: Mutex<Lru<Loaded<A::State>>>,
+    next_id: AtomicU64,
+}
+
+impl<A: Aggregate> Pipelines<A> {
+    pub(crate) fn new(log: Arc<Log>, options: &EngineOptions) -> Self {
+        Self {
+            log,
+            options: options.clone(),
+            deciders: Mutex::default(),
+            cache: Mutex::new(Lru::new(options.cache_capacity)),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    /// Idle aggregates in the cache.
+    pub(crate) fn cached(&self) -> usize {
+        lock(&self.cache).len()
+    }
+
+    /// Queues `commands` for `stream`'s decider (starting one if none runs) and waits for their
+    /// answer.
+    pub(crate) async fn submit(
+        self: &Arc<Self>,
+        stream: &str,
+        commands: Vec<A::Command>,
+        context: CommandContext,
+        answer: AnswerFn<A::Fact>,
+    ) -> Outcome<A::Fact> {
+        let (reply, answered) = oneshot::channel();
+        let mut job = Job {
+            commands,
+            context,
+            answer,
+            reply,
+        };
+        loop {
+            let decider = self.decider(stream);
+            match decider.send(job).await {
+                Ok(()) => break,
+                // That decider retired between the lookup and the send; the next lookup finds
+                // its successor (or starts one).
+                Err(mpsc::error::SendError(returned)) => job = returned,
+            }
+        }
+        answered.await.unwrap_or_else(|_| {
+            Err(ApiError::Internal(
+                "the stream's decider stopped before answering".into(),
+            ))
+        })
+    }
+
+    /// The running decider of `stream`, or a new one.
+    fn decider(self: &Arc<Self>, stream: &str) -> mpsc::Sender<Job<A>> {
+        let mut deciders = lock(&self.deciders);
+        if let Some(running) = deciders.get(stream)
+            && !running.queue.is_closed()
+        {
+            return running.queue.clone();
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, queue) = mpsc::channel(QUEUE);
+        deciders.insert(
+            stream.to_owned(),
+            Running {
+                id,
+                queue: sender.clone(),
+            },
+        );
+        tokio::spawn(self.clone().run_decider(stream.to_owned(), id, queue));
+        sender
+    }
+
+    /// One stream's decider: batches of queued commands until idle, then hands its aggregate
+    /// to the cache.
+    async fn run_decider(
+        self: Arc<Self>,
+        stream: String,
+        id: u64,
+        mut queue: mpsc::Receiver<Job<A>>,
+    ) {
+        let mut state = lock(&self.cache).take(&stream);
+        let mut fresh = false;
+        let mut jobs = Vec::with_capacity(self.options.max_batch);
+        let mut retiring = false;
+        loop {
+            let received = tokio::select! {
+                received = queue.recv_many(&mut jobs, self.options.max_batch.max(1)) => received,
+                () = tokio::time::sleep(self.options.idle), if !retiring => {
+                    // Leave the map first so no new caller finds this decider, then close the
+                    // queue; what is still queued is decided below before the task ends.
+                    let mut deciders = lock(&self.deciders);
+                    if deciders.get(&stream).is_some_and(|running| running.id == id) {
+                        deciders.remove(&stream);
+                    }
+                    drop(deciders);
+                    queue.close();
+                    retiring = true;
+                    continue;
+                }
+            };
+            if received == 0 {
+                break;
+            }
+            if !fresh {
+                // A cached aggregate is checked against the log before it decides anything.
+                state = self.ready(&stream, state).await;
+                fresh = true;
+            }
+            state = self
+                .decide_batch(&stream, state, std::mem::take(&mut jobs))
+                .await;
+        }
+        if let Some(loaded) = state {
+            lock(&self.cache).put(stream, loaded);
+        }
+    }
+
+    /// The aggregate brought up to the log's end: a cached one is caught up, a missing one
+    /// loaded. `None` (logged) when the log cannot be read; the next batch tries again.
+    async fn ready(
+        &self,
+        stream: &str,
+        state: Option<Loaded<A::State>>,
+    ) -> Option<Loaded<A::State>> {
+        let loaded = match state {
+            Some(cached) => self.log.catch_up::<A>(stream, cached).await,
+            None => self.log.load::<A>(stream).await,
+        };
+        loaded
+            .inspect_err(|e| tracing::warn!(stream, error = %e, "could not load the stream"))
+            .ok()
+    }
+
+    /// Decides `jobs` in order against the aggregate, appends the accepted ones' facts as one
+    /// chain and answers every job. Returns the aggregate as the log now has it, or `None` when
+    /// it must be reloaded.
+    async fn decide_batch(
+        &self,
+        stream: &str,
+        mut state: Option<Loaded<A::State>>,
+        mut jobs: Vec<Job<A>>,
+    ) -> Option<Loaded<A::State>> {
+        for _ in 0..MAX_ATTEMPTS {
+            let state = match state.take() {
+                Some(loaded) => Some(loaded),
+                None => self.ready(stream, None).await,
+            };
+            let Some(mut loaded) = state else {
+                for job in jobs {
+                    job.finish(Err(ApiError::Internal(format!("could not load {stream}"))));
+                }
+                return None;
+            };
+            let before = loaded.revision;
+            let (decided, requests) = self.decide_jobs(stream, &mut loaded, jobs);
+            let outcomes = if requests.is_empty() {
+                Vec::new()
+            } else {
+                self.log.store.append_all(requests).await
+            };
+            let chain = answer_jobs(decided, outcomes, loaded.position);
+            if !chain.broken {
+                if let Some(last) = chain.last {
+                    loaded.position = last.last_position;
+                    self.log
+                        .maybe_snapshot::<A>(stream, before, &last, &loaded.state)
+                        .await;
+                }
+                return Some(loaded);
+            }
+            // Part of the chain was refused: the state holds facts that are not in the log.
+            // Reload it and decide again what is left.
+            if chain.retry.is_empty() {
+                return None;
+            }
+            jobs = chain.retry;
+            tracing::debug!(
+                stream,
+                left = jobs.len(),
+                "stream moved under the decider; deciding again"
+            );
+        }
+        for job in jobs {
+            job.finish(Err(ApiError::Contention));
+        }
+        None
+    }
+
+    /// Decides each job against `loaded.state` (which takes in the accepted facts) and builds
+    /// the chained appends. Refused jobs are answered here.
+    fn decide_jobs(
+        &self,
+        stream: &str,
+        loaded: &mut Loaded<A::State>,
+        jobs: Vec<Job<A>>,
+    ) -> (Vec<Decided<A>>, Vec<marquee_store::AppendRequest>) {
+        let now = self.log.now();
+        let mut revision = loaded.revision;
+        let mut decided = Vec::with_capacity(jobs.len());
+        let mut requests = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match decide_all::<A>(&mut loaded.state, &job.commands, now) {
+                Err(refused) => job.finish(Err(refused)),
+                Ok(facts) => {
+                    let answer = (job.answer)(&facts);
+                    if !facts.is_empty() {
+                        requests.push(append_request::<A>(
+                            stream,
+                            revision,
+                            &facts,
+                            &job.context,
+                            &answer,
+                            now,
+                        ));
+                        let added = facts.len() as u64;
+                        revision = Some(revision.map_or(added - 1, |r| r + added));
+                    }
+                    decided.push(Decided { job, facts, answer });
+                }
+            }
+        }
+        loaded.revision = revision;
+        (decided, requests)
+    }
+}
+
+/// How a chain of appends went.
+struct ChainOutcome<A: Aggregate> {
+    /// Jobs to decide again: those refused with `WrongExpectedRevision`, and those that changed
+    /// nothing after a refusal (their decision saw facts that are not in the log).
+    retry: Vec<Job<A>>,
+    /// The last append that stood.
+    last: Option<Appended>,
+    /// Whether any link was refused (the decider's state is then ahead of the log).
+    broken: bool,
+}
+
+/// Answers the decided jobs from the chain's outcomes (one per job with facts, in order).
+/// `position` is the stream's last position before the chain.
+fn answer_jobs<A: Aggregate>(
+    decided: Vec<Decided<A>>,
+    outcomes: Vec<Result<Appended, StoreError>>,
+    mut position: u64,
+) -> ChainOutcome<A> {
+    let mut outcomes = outcomes.into_iter();
+    let mut chain = ChainOutcome {
+        retry: Vec::new(),
+        last: None,
+        broken: false,
+    };
+    for Decided {
+        job,
+        facts,
+        mut answer,
+    } in decided
+    {
+        if facts.is_empty() {
+            // Changed nothing: it stands if everything decided before it does.
+            if chain.broken {
+                chain.retry.push(job);
+            } else {
+                set_position(&mut answer.body, position);
+                job.finish(Ok((Accepted { facts, position }, answer)));
+            }
+            continue;
+        }
+        match outcomes.next() {
+            Some(Ok(appended)) => {
+                position = appended.last_position;
+                chain.last = Some(appended);
+                set_position(&mut answer.body, position);
+                job.finish(Ok((Accepted { facts, position }, answer)));
+            }
+            Some(Err(StoreError::WrongExpectedRevision { .. })) => {
+                chain.broken = true;
+                chain.retry.push(job);
+            }
+            Some(Err(e)) => {
+                chain.broken = true;
+                job.finish(Err(e.into()));
+            }
+            None => {
+                chain.broken = true;
+                job.finish(Err(ApiError::Internal(
+                    "the store did not answer this append".into(),
+                )));
+            }
+        }
+    }
+    chain
+}
+
+/// A least-recently-used map with a fixed capacity.
+struct Lru<V> {
+    capacity: usize,
+    entries: HashMap<String, (u64, V)>,
+    /// Last use → key; the first entry is the least recently used.
+    order: BTreeMap<u64, String>,
+    tick: u64,
+}
+
+impl<V> Lru<V> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+            tick: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Removes and returns the entry of `key`.
+    fn take(&mut self, key: &str) -> Option<V> {
+        let (tick, value) = self.entries.remove(key)?;
+        self.order.remove(&tick);
+        Some(value)
+    }
+
+    /// Inserts (or replaces) `key`, dropping the least recently used entries beyond capacity.
+    fn put(&mut self, key: String, value: V) {
+        self.take(&key);
+        if self.capacity == 0 {
+            return;
+        }
+        self.tick += 1;
+        self.order.insert(self.tick, key.clone());
+        self.entries.insert(key, (self.tick, value));
+        while self.entries.len() > self.capacity {
+            let Some((_, oldest)) = self.order.pop_first() else {
+                break;
+            };
+            self.entries.remove(&oldest);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lru;
+
+    #[test]
+    fn the_least_recently_used_entry_goes_first() {
+        let mut lru = Lru::new(2);
+        lru.put("a".into(), 1);
+        lru.put("b".into(), 2);
+        assert_eq!(lru.take("a"), Some(1));
+        lru.put("a".into(), 1);
+        lru.put("c".into(), 3);
+        assert_eq!(lru.len(), 2);
+        assert_eq!(lru.take("b"), None, "b was used least recently");
+        assert_eq!(lru.take("a"), Some(1));
+        assert_eq!(lru.take("c"), Some(3));
+    }
+
+    #[test]
+    fn a_zero_capacity_cache_keeps_nothing() {
+        let mut lru = Lru::new(0);
+        lru.put("a".into(), 1);
+        assert_eq!(lru.len(), 0);
+        assert_eq!(lru.take("a"), None);
+    }
+}

@@ -1,0 +1,462 @@
+//! The per-stream command pipeline: a rush on one event confirms exactly its capacity, on every
+//! backend and with two engines (two processes) on one log; a refused command in a batch fails
+//! alone; a cached aggregate is checked against the log; the cache is bounded.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use chrono::{TimeZone, Utc};
+use marquee_command_api::engine::{
+    Answer, CommandContext, CommandMode, Engine, EngineOptions, EventAggregate, VenueAggregate,
+};
+use marquee_command_api::error::ApiError;
+use marquee_domain::event::{Attendee, EventCommand, EventError, EventFact, VenueInfo};
+use marquee_domain::venue::VenueCommand;
+use marquee_domain::{EventId, Money, RegistrationId, TicketCode, TicketTypeId, VenueId};
+use marquee_store::{
+    EventStore, IdempotencyWrite, IdempotentResponse, StoreError, connect, testing::PgTestDb,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Long enough for a slow CI machine, short enough that a hang fails the test.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn engine(store: Arc<dyn EventStore>, options: EngineOptions) -> Arc<Engine> {
+    let now = Utc
+        .with_ymd_and_hms(2030, 1, 1, 12, 0, 0)
+        .single()
+        .expect("time");
+    Arc::new(Engine::with_options(store, Arc::new(move || now), options))
+}
+
+fn pipeline() -> EngineOptions {
+    EngineOptions::default()
+}
+
+fn context() -> CommandContext {
+    CommandContext {
+        correlation_id: Uuid::now_v7(),
+        actor: Some("test".into()),
+        idempotency: None,
+    }
+}
+
+fn ok<F>(_: &[F]) -> Answer {
+    Answer {
+        status: StatusCode::OK,
+        body: json!({}),
+    }
+}
+
+/// A published event with one free ticket type of `seats` seats; returns its stream and the
+/// ticket type.
+async fn event_on_sale(engine: &Engine, seats: u32) -> (String, TicketTypeId) {
+    let venue_id = VenueId(Uuid::now_v7());
+    engine
+        .execute::<VenueAggregate>(
+            &venue_id.stream(),
+            vec![VenueCommand::CreateVenue {
+                venue_id,
+                name: "Hall".into(),
+                city: "Oslo".into(),
+                address: None,
+                capacity: seats,
+                timezone: "Europe/Oslo".into(),
+            }],
+            &context(),
+            ok,
+        )
+        .await
+        .expect("venue");
+    let event_id = EventId(Uuid::now_v7());
+    let ticket_type_id = TicketTypeId(Uuid::now_v7());
+    let starts = Utc
+        .with_ymd_and_hms(2030, 3, 1, 18, 0, 0)
+        .single()
+        .expect("time");
+    let setup = vec![
+        EventCommand::DraftEvent {
+            event_id,
+            venue: Some(VenueInfo {
+                venue_id,
+                capacity: seats,
+            }),
+            title: "Rush night".into(),
+            description: String::new(),
+            category: "concert".into(),
+            starts_at: starts,
+            ends_at: starts + chrono::Duration::hours(2),
+            timezone: "Europe/Oslo".into(),
+            capacity: None,
+            max_per_order: None,
+        },
+        EventCommand::AddTicketType {
+            ticket_type_id,
+            name: "GA".into(),
+            price: Money {
+                amount_minor: 0,
+                currency: "NOK".into(),
+            },
+            quantity: seats,
+            sales_start: None,
+            sales_end: None,
+        },
+        EventCommand::Publish,
+    ];
+    engine
+        .execute::<EventAggregate>(&event_id.stream(), setup, &context(), ok)
+        .await
+        .expect("setup");
+    (event_id.stream(), ticket_type_id)
+}
+
+fn reserve(ticket_type_id: TicketTypeId, n: usize) -> EventCommand {
+    EventCommand::Reserve {
+        registration_id: RegistrationId(Uuid::now_v7()),
+        ticket_type_id,
+        attendee: Attendee {
+            name: format!("Guest {n}"),
+            email: format!("guest{n}@example.com"),
+        },
+        quantity: 1,
+        ticket_codes: vec![TicketCode(format!("{:032x}", Uuid::now_v7().as_u128()))],
+    }
+}
+
+/// How a rush went, from the callers' side.
+#[derive(Debug, Default)]
+struct Tally {
+    confirmed: usize,
+    sold_out: usize,
+    conflict: usize,
+    positions: HashSet<u64>,
+}
+
+/// `attempts` concurrent single-seat reservations spread over `engines`.
+async fn rush(
+    engines: &[Arc<Engine>],
+    stream: &str,
+    ticket: TicketTypeId,
+    attempts: usize,
+) -> Tally {
+    let tasks: Vec<_> = (0..attempts)
+        .map(|n| {
+            let engine = engines[n % engines.len()].clone();
+            let stream = stream.to_owned();
+            tokio::spawn(async move {
+                engine
+                    .execute::<EventAggregate>(&stream, vec![reserve(ticket, n)], &context(), ok)
+                    .await
+                    .map(|(accepted, _)| accepted.position)
+            })
+        })
+        .collect();
+    let mut tally = Tally::default();
+    for task in tasks {
+        match tokio::time::timeout(PATIENCE, task)
+            .await
+            .expect("answered")
+            .expect("task")
+        {
+            Ok(position) => {
+                tally.confirmed += 1;
+                assert!(
+                    tally.positions.insert(position),
+                    "two callers got position {position}"
+                );
+            }
+            Err(ApiError::Event(EventError::SoldOut { .. })) => tally.sold_out += 1,
+            Err(ApiError::Contention) => tally.conflict += 1,
+            Err(other) => panic!("unexpected answer: {other:?}"),
+        }
+    }
+    tally
+}
+
+/// Registrations confirmed in the log itself.
+async fn confirmed_in_log(store: &dyn EventStore, stream: &str) -> usize {
+    let facts = store
+        .read_stream(stream, 0, usize::MAX)
+        .await
+        .expect("read");
+    facts
+        .iter()
+        .filter(|f| f.fact_type == "RegistrationConfirmed")
+        .count()
+}
+
+async fn one_engine_rush(store: Arc<dyn EventStore>, mode: CommandMode) {
+    let engine = engine(store.clone(), EngineOptions { mode, ..pipeline() });
+    let (stream, ticket) = event_on_sale(&engine, 100).await;
+    let tally = rush(&[engine], &stream, ticket, 300).await;
+    assert_eq!(tally.confirmed, 100, "{tally:?}");
+    assert_eq!(tally.confirmed + tally.sold_out + tally.conflict, 300);
+    if mode == CommandMode::Pipeline {
+        assert_eq!(tally.conflict, 0, "one decider never conflicts with itself");
+    }
+    assert_eq!(confirmed_in_log(&*store, &stream).await, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_a_rush_confirms_exactly_the_capacity() {
+    one_engine_rush(
+        connect("memory:").await.expect("store"),
+        CommandMode::Pipeline,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_rush_confirms_exactly_the_capacity() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}/log.db", dir.path().display());
+    one_engine_rush(connect(&url).await.expect("store"), CommandMode::Pipeline).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_rush_confirms_exactly_the_capacity() {
+    let db = PgTestDb::create().await;
+    one_engine_rush(
+        connect(&db.url).await.expect("store"),
+        CommandMode::Pipeline,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_naive_baseline_never_oversells_either() {
+    one_engine_rush(connect("memory:").await.expect("store"), CommandMode::Naive).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_engines_on_one_log_confirm_exactly_the_capacity() {
+    let db = PgTestDb::create().await;
+    // Two stores and two engines: what two command-api processes are.
+    let first = connect(&db.url).await.expect("store");
+    let second = connect(&db.url).await.expect("store");
+    let engines = [
+        engine(first.clone(), pipeline()),
+        engine(second, pipeline()),
+    ];
+    let (stream, ticket) = event_on_sale(&engines[0], 100).await;
+    let tally = rush(&engines, &stream, ticket, 400).await;
+    assert_eq!(tally.confirmed, 100, "{tally:?}");
+    assert_eq!(tally.confirmed + tally.sold_out + tally.conflict, 400);
+    assert_eq!(confirmed_in_log(&*first, &stream).await, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_two_engines_on_one_file_confirm_exactly_the_capacity() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}/log.db", dir.path().display());
+    let first = connect(&url).await.expect("store");
+    let second = connect(&url).await.expect("store");
+    let engines = [
+        engine(first.clone(), pipeline()),
+        engine(second, pipeline()),
+    ];
+    let (stream, ticket) = event_on_sale(&engines[0], 50).await;
+    let tally = rush(&engines, &stream, ticket, 200).await;
+    assert_eq!(tally.confirmed, 50, "{tally:?}");
+    assert_eq!(confirmed_in_log(&*first, &stream).await, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_command_among_queued_ones_fails_alone() {
+    let store = connect("memory:").await.expect("store");
+    let engine = engine(store.clone(), pipeline());
+    let (stream, ticket) = event_on_sale(&engine, 100).await;
+    let unknown = TicketTypeId(Uuid::now_v7());
+    let tasks: Vec<_> = (0..60)
+        .map(|n| {
+            let engine = engine.clone();
+            let stream = stream.clone();
+            let ticket = if n % 10 == 3 { unknown } else { ticket };
+            tokio::spawn(async move {
+                engine
+                    .execute::<EventAggregate>(&stream, vec![reserve(ticket, n)], &context(), ok)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .collect();
+    for (n, task) in tasks.into_iter().enumerate() {
+        let outcome = task.await.expect("task");
+        if n % 10 == 3 {
+            assert!(
+                matches!(
+                    outcome,
+                    Err(ApiError::Event(EventError::TicketTypeNotFound))
+                ),
+                "{outcome:?}"
+            );
+        } else {
+            outcome.unwrap_or_else(|e| panic!("reservation {n} failed: {e:?}"));
+        }
+    }
+    assert_eq!(confirmed_in_log(&*store, &stream).await, 54);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_already_taken_fails_only_its_command() {
+    let store = connect("memory:").await.expect("store");
+    let engine = engine(store.clone(), pipeline());
+    let (stream, ticket) = event_on_sale(&engine, 100).await;
+    store
+        .idempotency_put(IdempotencyWrite {
+            key: "taken".into(),
+            response: IdempotentResponse {
+                request_hash: "earlier".into(),
+                status: 201,
+                body: json!({}),
+                created_at: Utc::now(),
+            },
+        })
+        .await
+        .expect("put");
+    let tasks: Vec<_> = (0..40)
+        .map(|n| {
+            let engine = engine.clone();
+            let stream = stream.clone();
+            tokio::spawn(async move {
+                let mut context = context();
+                if n == 7 {
+                    context.idempotency = Some(("taken".into(), "later".into()));
+                }
+                engine
+                    .execute::<EventAggregate>(&stream, vec![reserve(ticket, n)], &context, ok)
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .collect();
+    for (n, task) in tasks.into_iter().enumerate() {
+        let outcome = task.await.expect("task");
+        if n == 7 {
+            assert!(
+                matches!(
+                    outcome,
+                    Err(ApiError::Store(StoreError::IdempotencyKeyTaken { .. }))
+                ),
+                "{outcome:?}"
+            );
+        } else {
+            outcome.unwrap_or_else(|e| panic!("reservation {n} failed: {e:?}"));
+        }
+    }
+    assert_eq!(confirmed_in_log(&*store, &stream).await, 39);
+}
+
+/// Waits until `engine` holds `count` idle aggregates in its cache.
+async fn until_cached(engine: &Engine, count: usize) {
+    tokio::time::timeout(PATIENCE, async {
+        while engine.cached_aggregates() != count {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "expected {count} cached aggregates, have {}",
+            engine.cached_aggregates()
+        )
+    });
+}
+
+fn quick_idle(cache_capacity: usize) -> EngineOptions {
+    EngineOptions {
+        idle: Duration::from_millis(20),
+        cache_capacity,
+        ..pipeline()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cached_aggregate_sees_what_another_process_appended_since() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}/log.db", dir.path().display());
+    let here = engine(connect(&url).await.expect("store"), quick_idle(100));
+    let there = engine(connect(&url).await.expect("store"), quick_idle(100));
+    let (stream, ticket) = event_on_sale(&here, 2).await;
+    here.execute::<EventAggregate>(&stream, vec![reserve(ticket, 0)], &context(), ok)
+        .await
+        .expect("first seat");
+    // The venue and the event are now idle in `here`'s cache, one seat left in its copy.
+    until_cached(&here, 2).await;
+    there
+        .execute::<EventAggregate>(&stream, vec![reserve(ticket, 1)], &context(), ok)
+        .await
+        .expect("last seat, taken elsewhere");
+    let outcome = here
+        .execute::<EventAggregate>(&stream, vec![reserve(ticket, 2)], &context(), ok)
+        .await;
+    assert!(
+        matches!(outcome, Err(ApiError::Event(EventError::SoldOut { .. }))),
+        "the cached copy still had a seat: {:?}",
+        outcome.map(|_| ())
+    );
+    assert_eq!(confirmed_in_log(&*here.store().clone(), &stream).await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_keeps_at_most_its_capacity_and_answers_stay_the_same() {
+    let store = connect("memory:").await.expect("store");
+    let engine = engine(store, quick_idle(2));
+    let mut events = Vec::new();
+    for _ in 0..5 {
+        events.push(event_on_sale(&engine, 10).await);
+    }
+    // Five venues and five events went idle; two of each kind stay.
+    until_cached(&engine, 4).await;
+    for (n, (stream, ticket)) in events.iter().enumerate() {
+        // Evicted or not, every event still knows its registrations.
+        for seat in 0..2 {
+            engine
+                .execute::<EventAggregate>(
+                    stream,
+                    vec![reserve(*ticket, n * 10 + seat)],
+                    &context(),
+                    ok,
+                )
+                .await
+                .expect("reserve");
+        }
+    }
+    until_cached(&engine, 4).await;
+    for (stream, _) in &events {
+        let loaded = engine.load::<EventAggregate>(stream).await.expect("load");
+        assert_eq!(
+            loaded.revision,
+            Some(4),
+            "draft, ticket type, publish, two seats"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_command_request_is_all_or_nothing_inside_a_batch() {
+    let store = connect("memory:").await.expect("store");
+    let engine = engine(store.clone(), pipeline());
+    let (stream, ticket) = event_on_sale(&engine, 10).await;
+    // The second command of the pair is refused, so the first must not stand either.
+    let pair = vec![reserve(ticket, 1), reserve(TicketTypeId(Uuid::now_v7()), 2)];
+    let outcome = engine
+        .execute::<EventAggregate>(&stream, pair, &context(), ok)
+        .await;
+    assert!(matches!(
+        outcome,
+        Err(ApiError::Event(EventError::TicketTypeNotFound))
+    ));
+    let (accepted, _) = engine
+        .execute::<EventAggregate>(&stream, vec![reserve(ticket, 3)], &context(), ok)
+        .await
+        .expect("a single seat");
+    assert!(matches!(
+        accepted.facts[..],
+        [EventFact::RegistrationConfirmed { .. }]
+    ));
+    assert_eq!(confirmed_in_log(&*store, &stream).await, 1);
+}
