@@ -191,6 +191,11 @@ impl TestApp {
         self.query_url = query_url;
     }
 
+    /// The Postgres database the app runs on (`None` on SQLite).
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -8,4 +8,5 @@ mod distributed;
 mod helpers;
 mod idempotency;
 mod readme;
+mod rush;
 mod walking_skeleton;
