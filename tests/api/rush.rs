@@ -104,7 +104,13 @@ async fn assert_exactly_full(app: &TestApp, event_id: &str, tally: &Tally) {
 async fn a_rush_confirms_exactly_the_capacity() {
     let app = spawn_app(Backend::Sqlite).await;
     let (event_id, ticket_type_id) = event_on_sale(&app).await;
-    let tally = rush(&app, &[app.command_url.clone()], &event_id, &ticket_type_id).await;
+    let tally = rush(
+        &app,
+        std::slice::from_ref(&app.command_url),
+        &event_id,
+        &ticket_type_id,
+    )
+    .await;
     assert_eq!(
         tally.conflict, 0,
         "one process never conflicts with itself: {tally:?}"
