@@ -146,16 +146,17 @@ struct EngineArgs {
     /// at once; `naive`: load → decide → append with retries (the benchmarks' baseline).
     #[arg(long, env = "MARQUEE_COMMAND_MODE", default_value = "pipeline")]
     command_mode: CommandMode,
-    /// Idle aggregates kept in memory, per aggregate kind (least recently used go first).
-    #[arg(long, env = "MARQUEE_AGGREGATE_CACHE", default_value_t = 10_000)]
-    aggregate_cache: usize,
+    /// Megabytes of idle aggregates kept in memory, per aggregate kind (least recently used go
+    /// first).
+    #[arg(long, env = "MARQUEE_AGGREGATE_CACHE_MB", default_value_t = 64)]
+    aggregate_cache_mb: usize,
 }
 
 impl EngineArgs {
     fn options(&self) -> EngineOptions {
         EngineOptions {
             mode: self.command_mode,
-            cache_capacity: self.aggregate_cache,
+            cache_bytes: self.aggregate_cache_mb.saturating_mul(1024 * 1024),
             ..EngineOptions::default()
         }
     }

@@ -46,6 +46,8 @@ pub trait Aggregate: Sized + 'static {
         now: Timestamp,
     ) -> Result<Vec<Self::Fact>, Self::Error>;
     fn evolve(state: Self::State, fact: &Self::Fact) -> Self::State;
+    /// Roughly the bytes a state occupies, for the size-bounded aggregate cache.
+    fn size(state: &Self::State) -> usize;
 }
 
 /// The venue aggregate, for the engine.
@@ -61,6 +63,9 @@ impl Aggregate for VenueAggregate {
     }
     fn evolve(s: Venue, f: &VenueFact) -> Venue {
         venue::evolve(s, f)
+    }
+    fn size(s: &Venue) -> usize {
+        s.approximate_size()
     }
     fn pipelines(engine: &Engine) -> &Arc<Pipelines<Self>> {
         &engine.venues
@@ -80,6 +85,9 @@ impl Aggregate for EventAggregate {
     }
     fn evolve(s: Event, f: &EventFact) -> Event {
         event::evolve(s, f)
+    }
+    fn size(s: &Event) -> usize {
+        s.approximate_size()
     }
     fn pipelines(engine: &Engine) -> &Arc<Pipelines<Self>> {
         &engine.events
@@ -152,9 +160,10 @@ impl std::str::FromStr for CommandMode {
 pub struct EngineOptions {
     /// How commands reach the log.
     pub mode: CommandMode,
-    /// How many idle aggregates the cache keeps per aggregate kind (least recently used ones
-    /// are dropped first). Aggregates whose decider is running are held by the decider.
-    pub cache_capacity: usize,
+    /// Roughly how many bytes of idle aggregates the cache keeps per aggregate kind (least
+    /// recently used ones are dropped first; one larger than this is not kept). Aggregates
+    /// whose decider is running are held by the decider, outside this budget.
+    pub cache_bytes: usize,
     /// How long a stream's decider waits for more commands before it hands its aggregate back
     /// to the cache and stops.
     pub idle: std::time::Duration,
@@ -166,8 +175,8 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             mode: CommandMode::Pipeline,
-            cache_capacity: 10_000,
-            idle: std::time::Duration::from_secs(5),
+            cache_bytes: 64 * 1024 * 1024,
+            idle: std::time::Duration::from_secs(1),
             max_batch: 256,
         }
     }
@@ -229,7 +238,12 @@ impl Engine {
 
     /// Idle aggregates held by the cache, of every kind.
     pub fn cached_aggregates(&self) -> usize {
-        self.venues.cached() + self.events.cached()
+        self.venues.cached().0 + self.events.cached().0
+    }
+
+    /// Approximate bytes of the idle aggregates held by the cache, of every kind.
+    pub fn cached_bytes(&self) -> usize {
+        self.venues.cached().1 + self.events.cached().1
     }
 
     /// Folds a stream's facts into its aggregate's state, starting from the stream's snapshot

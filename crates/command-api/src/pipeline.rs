@@ -17,8 +17,8 @@
 //! [`MAX_ATTEMPTS`] times, after which they are answered `409 conflict`.
 //!
 //! **The cache.** A decider that has had nothing to do for [`EngineOptions::idle`] removes
-//! itself, hands its aggregate (with its revision) to a least-recently-used cache of at most
-//! [`EngineOptions::cache_capacity`] entries, and stops. The next decider of that stream starts
+//! itself, hands its aggregate (with its revision) to a least-recently-used cache bounded by
+//! [`EngineOptions::cache_bytes`] (sizes from [`Aggregate::size`]), and stops. The next decider of that stream starts
 //! from the cached aggregate after reading whatever the log holds beyond its revision (the
 //! revision check: usually one indexed query that returns nothing), or from the snapshot and
 //! tail when the cache has no entry. Memory is therefore bounded by the cache plus the streams
@@ -90,14 +90,15 @@ impl<A: Aggregate> Pipelines<A> {
             log,
             options: options.clone(),
             deciders: Mutex::default(),
-            cache: Mutex::new(Lru::new(options.cache_capacity)),
+            cache: Mutex::new(Lru::new(options.cache_bytes)),
             next_id: AtomicU64::new(0),
         }
     }
 
-    /// Idle aggregates in the cache.
-    pub(crate) fn cached(&self) -> usize {
-        lock(&self.cache).len()
+    /// Idle aggregates in the cache, and their approximate bytes.
+    pub(crate) fn cached(&self) -> (usize, usize) {
+        let cache = lock(&self.cache);
+        (cache.len(), cache.weight)
     }
 
     /// Queues `commands` for `stream`'s decider (starting one if none runs) and waits for their
@@ -194,7 +195,8 @@ impl<A: Aggregate> Pipelines<A> {
                 .await;
         }
         if let Some(loaded) = state {
-            lock(&self.cache).put(stream, loaded);
+            let size = A::size(&loaded.state);
+            lock(&self.cache).put(stream, loaded, size);
         }
     }
 
@@ -373,19 +375,27 @@ fn answer_jobs<A: Aggregate>(
     chain
 }
 
-/// A least-recently-used map with a fixed capacity.
+/// A least-recently-used map bounded by the total weight of its entries.
 struct Lru<V> {
-    capacity: usize,
-    entries: HashMap<String, (u64, V)>,
+    budget: usize,
+    weight: usize,
+    entries: HashMap<String, Entry<V>>,
     /// Last use → key; the first entry is the least recently used.
     order: BTreeMap<u64, String>,
     tick: u64,
 }
 
+struct Entry<V> {
+    tick: u64,
+    weight: usize,
+    value: V,
+}
+
 impl<V> Lru<V> {
-    fn new(capacity: usize) -> Self {
+    fn new(budget: usize) -> Self {
         Self {
-            capacity,
+            budget,
+            weight: 0,
             entries: HashMap::new(),
             order: BTreeMap::new(),
             tick: 0,
@@ -398,25 +408,37 @@ impl<V> Lru<V> {
 
     /// Removes and returns the entry of `key`.
     fn take(&mut self, key: &str) -> Option<V> {
-        let (tick, value) = self.entries.remove(key)?;
-        self.order.remove(&tick);
-        Some(value)
+        let entry = self.entries.remove(key)?;
+        self.order.remove(&entry.tick);
+        self.weight -= entry.weight;
+        Some(entry.value)
     }
 
-    /// Inserts (or replaces) `key`, dropping the least recently used entries beyond capacity.
-    fn put(&mut self, key: String, value: V) {
+    /// Inserts (or replaces) `key`, then drops the least recently used entries until the total
+    /// weight fits the budget. An entry heavier than the whole budget is not kept.
+    fn put(&mut self, key: String, value: V, weight: usize) {
         self.take(&key);
-        if self.capacity == 0 {
+        if weight > self.budget {
             return;
         }
         self.tick += 1;
         self.order.insert(self.tick, key.clone());
-        self.entries.insert(key, (self.tick, value));
-        while self.entries.len() > self.capacity {
+        self.entries.insert(
+            key,
+            Entry {
+                tick: self.tick,
+                weight,
+                value,
+            },
+        );
+        self.weight += weight;
+        while self.weight > self.budget {
             let Some((_, oldest)) = self.order.pop_first() else {
                 break;
             };
-            self.entries.remove(&oldest);
+            if let Some(entry) = self.entries.remove(&oldest) {
+                self.weight -= entry.weight;
+            }
         }
     }
 }
@@ -430,24 +452,28 @@ mod tests {
     use super::Lru;
 
     #[test]
-    fn the_least_recently_used_entry_goes_first() {
-        let mut lru = Lru::new(2);
-        lru.put("a".into(), 1);
-        lru.put("b".into(), 2);
+    fn the_least_recently_used_entries_go_first_when_the_budget_is_exceeded() {
+        let mut lru = Lru::new(10);
+        lru.put("a".into(), 1, 4);
+        lru.put("b".into(), 2, 4);
         assert_eq!(lru.take("a"), Some(1));
-        lru.put("a".into(), 1);
-        lru.put("c".into(), 3);
-        assert_eq!(lru.len(), 2);
+        lru.put("a".into(), 1, 4);
+        lru.put("c".into(), 3, 4);
+        assert_eq!((lru.len(), lru.weight), (2, 8));
         assert_eq!(lru.take("b"), None, "b was used least recently");
-        assert_eq!(lru.take("a"), Some(1));
-        assert_eq!(lru.take("c"), Some(3));
+        lru.put("d".into(), 4, 7);
+        assert_eq!(lru.take("a"), None, "a went to make room for d");
+        assert_eq!(lru.take("c"), None, "c too: 4 + 4 + 7 > 10");
+        assert_eq!(lru.take("d"), Some(4));
+        assert_eq!(lru.weight, 0);
     }
 
     #[test]
-    fn a_zero_capacity_cache_keeps_nothing() {
-        let mut lru = Lru::new(0);
-        lru.put("a".into(), 1);
-        assert_eq!(lru.len(), 0);
-        assert_eq!(lru.take("a"), None);
+    fn an_entry_heavier_than_the_budget_is_not_kept() {
+        let mut lru = Lru::new(10);
+        lru.put("a".into(), 1, 3);
+        lru.put("huge".into(), 2, 11);
+        assert_eq!(lru.take("huge"), None);
+        assert_eq!(lru.take("a"), Some(1), "nothing was evicted for it");
     }
 }

@@ -366,10 +366,10 @@ async fn until_cached(engine: &Engine, count: usize) {
     });
 }
 
-fn quick_idle(cache_capacity: usize) -> EngineOptions {
+fn quick_idle(cache_bytes: usize) -> EngineOptions {
     EngineOptions {
         idle: Duration::from_millis(20),
-        cache_capacity,
+        cache_bytes,
         ..pipeline()
     }
 }
@@ -378,8 +378,8 @@ fn quick_idle(cache_capacity: usize) -> EngineOptions {
 async fn a_cached_aggregate_sees_what_another_process_appended_since() {
     let dir = tempfile::tempdir().expect("dir");
     let url = format!("sqlite://{}/log.db", dir.path().display());
-    let here = engine(connect(&url).await.expect("store"), quick_idle(100));
-    let there = engine(connect(&url).await.expect("store"), quick_idle(100));
+    let here = engine(connect(&url).await.expect("store"), quick_idle(1 << 20));
+    let there = engine(connect(&url).await.expect("store"), quick_idle(1 << 20));
     let (stream, ticket) = event_on_sale(&here, 2).await;
     here.execute::<EventAggregate>(&stream, vec![reserve(ticket, 0)], &context(), ok)
         .await
@@ -402,37 +402,60 @@ async fn a_cached_aggregate_sees_what_another_process_appended_since() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cache_keeps_at_most_its_capacity_and_answers_stay_the_same() {
+async fn the_cache_stays_within_its_budget_and_answers_stay_the_same() {
     let store = connect("memory:").await.expect("store");
-    let engine = engine(store, quick_idle(2));
+    let setup = engine(store.clone(), pipeline());
     let mut events = Vec::new();
-    for _ in 0..5 {
-        events.push(event_on_sale(&engine, 10).await);
-    }
-    // Five venues and five events went idle; two of each kind stay.
-    until_cached(&engine, 4).await;
-    for (n, (stream, ticket)) in events.iter().enumerate() {
-        // Evicted or not, every event still knows its registrations.
+    for n in 0..5 {
+        let (stream, ticket) = event_on_sale(&setup, 10).await;
         for seat in 0..2 {
-            engine
+            setup
                 .execute::<EventAggregate>(
-                    stream,
-                    vec![reserve(*ticket, n * 10 + seat)],
+                    &stream,
+                    vec![reserve(ticket, n * 10 + seat)],
                     &context(),
                     ok,
                 )
                 .await
                 .expect("reserve");
         }
+        events.push(stream);
     }
-    until_cached(&engine, 4).await;
-    for (stream, _) in &events {
+    let size = setup
+        .load::<EventAggregate>(&events[0])
+        .await
+        .expect("load")
+        .state
+        .approximate_size();
+    // Room for two of the five events, not three.
+    let budget = size * 5 / 2;
+    let engine = engine(store, quick_idle(budget));
+    for stream in &events {
+        // A refused command still brings the event into memory.
+        let unknown = TicketTypeId(Uuid::now_v7());
+        let outcome = engine
+            .execute::<EventAggregate>(stream, vec![reserve(unknown, 99)], &context(), ok)
+            .await;
+        assert!(matches!(
+            outcome,
+            Err(ApiError::Event(EventError::TicketTypeNotFound))
+        ));
+    }
+    until_cached(&engine, 2).await;
+    assert!(
+        engine.cached_bytes() <= budget,
+        "{} bytes cached",
+        engine.cached_bytes()
+    );
+    // Evicted or not, every event still knows its registrations.
+    for stream in &events {
         let loaded = engine.load::<EventAggregate>(stream).await.expect("load");
         assert_eq!(
             loaded.revision,
             Some(4),
             "draft, ticket type, publish, two seats"
         );
+        assert_eq!(loaded.state.approximate_size() * 5 / 2 / budget, 1);
     }
 }
 

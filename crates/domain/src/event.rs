@@ -151,6 +151,41 @@ impl Event {
             .fold(0, |sum: u32, t| sum.saturating_add(t.confirmed))
     }
 
+    /// Roughly how many bytes this state occupies in memory (heap included), for caches that
+    /// are bounded by size. An estimate from the shapes of the maps and the lengths of the
+    /// strings, not a measurement.
+    pub fn approximate_size(&self) -> usize {
+        /// A B-tree entry's share of its node, plus the node's own bookkeeping.
+        const ENTRY: usize = 16;
+        /// A ticket code: `String` header plus 32 hex characters, rounded to the allocator.
+        const CODE: usize = std::mem::size_of::<TicketCode>() + 32;
+        let strings =
+            self.title.len() + self.description.len() + self.category.len() + self.timezone.len();
+        let ticket_types: usize = self
+            .ticket_types
+            .values()
+            .map(|t| {
+                std::mem::size_of::<TicketType>() + ENTRY + t.name.len() + t.price.currency.len()
+            })
+            .sum();
+        let registrations: usize = self
+            .registrations
+            .values()
+            .map(|r| {
+                std::mem::size_of::<Registration>()
+                    + ENTRY
+                    + r.attendee.name.len()
+                    + r.attendee.email.len()
+                    + r.ticket_codes.len() * CODE
+            })
+            .sum();
+        std::mem::size_of::<Self>()
+            + strings
+            + ticket_types
+            + registrations
+            + self.issued_codes.len() * (CODE + ENTRY)
+    }
+
     /// Seats of `ticket_type` that can still be reserved, counting the event-wide capacity.
     pub fn available(&self, ticket_type: TicketTypeId) -> u32 {
         let event_left = self.capacity.saturating_sub(self.confirmed());

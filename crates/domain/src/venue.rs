@@ -29,6 +29,16 @@ pub struct Venue {
 }
 
 impl Venue {
+    /// Roughly how many bytes this state occupies in memory (heap included), for caches that
+    /// are bounded by size.
+    pub fn approximate_size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.name.len()
+            + self.city.len()
+            + self.address.as_ref().map_or(0, String::len)
+            + self.timezone.len()
+    }
+
     /// True once the venue has been created.
     pub fn exists(&self) -> bool {
         self.id.is_some()
