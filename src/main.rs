@@ -148,7 +148,7 @@ struct EngineArgs {
     command_mode: CommandMode,
     /// Megabytes of idle aggregates kept in memory, per aggregate kind (least recently used go
     /// first).
-    #[arg(long, env = "MARQUEE_AGGREGATE_CACHE_MB", default_value_t = 64)]
+    #[arg(long, env = "MARQUEE_AGGREGATE_CACHE_MB", default_value_t = 32)]
     aggregate_cache_mb: usize,
 }
 
@@ -221,7 +221,7 @@ async fn main() -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     match cli.command {
-        Action::Bench(bench) => bench::run(bench).await,
+        Action::Bench(bench) => bench::run(bench, stopped).await,
         Action::Projections(ProjectionsAction::Rebuild(args)) => rebuild(args).await,
         Action::Serve(args) => serve(args, stopped).await,
         Action::CommandApi(args) => {

@@ -175,7 +175,7 @@ impl Default for EngineOptions {
     fn default() -> Self {
         Self {
             mode: CommandMode::Pipeline,
-            cache_bytes: 64 * 1024 * 1024,
+            cache_bytes: 32 * 1024 * 1024,
             idle: std::time::Duration::from_secs(1),
             max_batch: 256,
         }

@@ -1,11 +1,11 @@
-//! `marquee bench …`: measurements against a real store, printed as one line each so that
-//! `BENCHMARKS.md` can quote the command next to its figure.
+//! `marquee bench append|load`: the store and the command engine measured in process, against a
+//! real database.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Args, Subcommand};
+use clap::Args;
 use marquee_command_api::engine::{Engine, EventAggregate};
 use marquee_domain::event::{Attendee, EventFact};
 use marquee_domain::{
@@ -17,14 +17,7 @@ use marquee_store::{
 use serde_json::json;
 use uuid::Uuid;
 
-/// Benchmarks.
-#[derive(Debug, Subcommand)]
-pub enum Bench {
-    /// Appends per second and facts per second through the store's group-commit writer.
-    Append(AppendArgs),
-    /// Time to load one aggregate of N facts, with and without a snapshot.
-    Load(LoadArgs),
-}
+use super::{millis, percentile};
 
 /// Options of `marquee bench append`.
 #[derive(Debug, Args)]
@@ -69,14 +62,6 @@ pub enum Shape {
     Updates,
 }
 
-/// Runs one benchmark.
-pub async fn run(bench: Bench) -> anyhow::Result<()> {
-    match bench {
-        Bench::Append(args) => append(args).await,
-        Bench::Load(args) => load(args).await,
-    }
-}
-
 fn backend(url: &str) -> &'static str {
     match url.split(':').next() {
         Some("postgres" | "postgresql") => "postgres",
@@ -105,7 +90,8 @@ fn sample_fact(n: usize) -> NewFact {
     }
 }
 
-async fn append(args: AppendArgs) -> anyhow::Result<()> {
+/// `marquee bench append`.
+pub async fn append(args: AppendArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.facts_per_append > 0 && args.writers > 0,
         "counts must be positive"
@@ -159,19 +145,8 @@ async fn append(args: AppendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn millis(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-async fn load(args: LoadArgs) -> anyhow::Result<()> {
+/// `marquee bench load`.
+pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let now = chrono::Utc::now();
     let clock = Arc::new(move || now);
     let store = marquee_store::connect_with(
