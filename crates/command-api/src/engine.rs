@@ -403,6 +403,13 @@ impl Log {
         }
     }
 
+    /// Whether an append from revision `before` to `after` crossed a multiple of the store's
+    /// snapshot interval.
+    pub(crate) fn snapshot_due(&self, before: Option<u64>, after: u64) -> bool {
+        let every = self.store.snapshot_every();
+        every != 0 && before.map_or(0, |r| (r + 1) / every) != (after + 1) / every
+    }
+
     /// Saves a snapshot when an append (from revision `before` to `appended.revision`) crossed a
     /// multiple of the store's snapshot interval.
     pub(crate) async fn maybe_snapshot<A: Aggregate>(
@@ -412,13 +419,22 @@ impl Log {
         appended: &Appended,
         state: &A::State,
     ) {
-        let every = self.store.snapshot_every();
-        let after = appended.revision;
-        if every == 0 || before.map_or(0, |r| (r + 1) / every) == (after + 1) / every {
-            return;
+        if self.snapshot_due(before, appended.revision) {
+            self.save_snapshot_logged::<A>(stream, appended, state)
+                .await;
         }
+    }
+
+    /// Saves a snapshot of `state` as of `appended`; a failure is only logged (a snapshot is a
+    /// cache).
+    pub(crate) async fn save_snapshot_logged<A: Aggregate>(
+        &self,
+        stream: &str,
+        appended: &Appended,
+        state: &A::State,
+    ) {
         if let Err(e) = self
-            .save_snapshot::<A>(stream, after, appended.last_position, state)
+            .save_snapshot::<A>(stream, appended.revision, appended.last_position, state)
             .await
         {
             tracing::warn!(stream, error = %e, "could not save a snapshot");

@@ -247,9 +247,17 @@ impl<A: Aggregate> Pipelines<A> {
             if !chain.broken {
                 if let Some(last) = chain.last {
                     loaded.position = last.last_position;
-                    self.log
-                        .maybe_snapshot::<A>(stream, before, &last, &loaded.state)
-                        .await;
+                    if self.log.snapshot_due(before, last.revision) {
+                        // Off the decider's path: serializing and writing a large aggregate
+                        // would hold up every command queued behind it. The store keeps the
+                        // newest snapshot whatever order they arrive in.
+                        let log = self.log.clone();
+                        let stream = stream.to_owned();
+                        let state = loaded.state.clone();
+                        tokio::spawn(async move {
+                            log.save_snapshot_logged::<A>(&stream, &last, &state).await;
+                        });
+                    }
                 }
                 return Some(loaded);
             }

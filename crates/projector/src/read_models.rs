@@ -47,6 +47,9 @@ struct Inner {
     /// Projectors running in this process on this handle; while any runs, waiters are notified
     /// and need not poll hard.
     local_projectors: AtomicUsize,
+    /// When a waiter last read the checkpoint table: however many requests wait, the table is
+    /// read at most once per poll interval and the answer reaches all of them via `applied`.
+    last_poll: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl ReadModels {
@@ -113,6 +116,7 @@ impl ReadModels {
                 backend,
                 applied: watch::Sender::new(0),
                 local_projectors: AtomicUsize::new(0),
+                last_poll: tokio::sync::Mutex::new(None),
             }),
         };
         read.applied_position().await?;
@@ -139,29 +143,46 @@ impl ReadModels {
     pub async fn wait_for(&self, position: u64, timeout: Duration) -> Result<bool, ProjectorError> {
         let deadline = Instant::now() + timeout;
         let mut notified = self.inner.applied.subscribe();
+        let mut poll = true;
         loop {
-            if *notified.borrow_and_update() >= position {
-                return Ok(true);
+            let interval = if self.inner.local_projectors.load(Ordering::Relaxed) > 0 {
+                POLL_LOCAL
+            } else {
+                POLL_REMOTE
+            };
+            if poll {
+                self.refresh_applied(interval).await?;
             }
-            if self.applied_position().await? >= position {
+            if *notified.borrow_and_update() >= position {
                 return Ok(true);
             }
             let now = Instant::now();
             if now >= deadline {
                 return Ok(false);
             }
-            let poll = if self.inner.local_projectors.load(Ordering::Relaxed) > 0 {
-                POLL_LOCAL
-            } else {
-                POLL_REMOTE
-            };
-            let wake_at = (now + poll).min(deadline);
-            tokio::select! {
+            let wake_at = (now + interval).min(deadline);
+            // A notification carries the new position itself: only a timer wake reads the
+            // table (for projectors in other processes).
+            poll = tokio::select! {
                 // The sender lives in `self`, so `changed` cannot fail while we hold it.
-                _ = notified.changed() => {}
-                _ = tokio::time::sleep_until(wake_at) => {}
-            }
+                _ = notified.changed() => false,
+                _ = tokio::time::sleep_until(wake_at) => true,
+            };
         }
+    }
+
+    /// Reads the checkpoint (publishing it to every waiter) unless some waiter did so within
+    /// `interval`. Thousands of waiting requests cost one query per interval, not thousands:
+    /// without this, every projector commit woke every waiter into its own query, and under
+    /// load the queries starved the projector they were waiting for.
+    async fn refresh_applied(&self, interval: Duration) -> Result<(), ProjectorError> {
+        let mut last_poll = self.inner.last_poll.lock().await;
+        if last_poll.is_some_and(|at| at.elapsed() < interval) {
+            return Ok(());
+        }
+        self.applied_position().await?;
+        *last_poll = Some(Instant::now());
+        Ok(())
     }
 
     /// The pool, for this crate's queries.
