@@ -1,6 +1,7 @@
 //! The handle on the read-model database: connecting, migrating, the checkpoint, and waiting for
 //! a position (read-your-writes).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -11,6 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::ProjectorError;
+use crate::queries::EventRecord;
 
 /// Name of the projection that maintains every read-model table of this crate; its row in
 /// `projector_checkpoints` is the checkpoint.
@@ -50,7 +52,17 @@ struct Inner {
     /// When a waiter last read the checkpoint table: however many requests wait, the table is
     /// read at most once per poll interval and the answer reaches all of them via `applied`.
     last_poll: tokio::sync::Mutex<Option<Instant>>,
+    /// Listing pages by filter, each with the applied position it was read at: a page is
+    /// served again only while the applied position has not moved (read models change only
+    /// when the projector applies facts).
+    pub(crate) listings: std::sync::Mutex<ListingCache>,
 }
+
+/// Listing pages by the filter's `Debug` text, with the applied position each was read at.
+pub(crate) type ListingCache = HashMap<String, (u64, Vec<EventRecord>)>;
+
+/// Most listing pages kept; past it the cache starts again empty.
+pub(crate) const LISTING_CACHE_ENTRIES: usize = 1024;
 
 impl ReadModels {
     /// Same URL forms as the store: `sqlite://PATH` (the SAME file as the log in embedded mode),
@@ -117,6 +129,7 @@ impl ReadModels {
                 applied: watch::Sender::new(0),
                 local_projectors: AtomicUsize::new(0),
                 last_poll: tokio::sync::Mutex::new(None),
+                listings: std::sync::Mutex::default(),
             }),
         };
         read.applied_position().await?;
@@ -169,6 +182,27 @@ impl ReadModels {
                 _ = tokio::time::sleep_until(wake_at) => true,
             };
         }
+    }
+
+    /// The applied position as this process knows it: pushed by an in-process projector, and
+    /// re-read from the checkpoint table at most once per poll interval however many requests
+    /// ask. Every read made after this call sees at least this position.
+    pub async fn applied_recent(&self) -> Result<u64, ProjectorError> {
+        let interval = if self.inner.local_projectors.load(Ordering::Relaxed) > 0 {
+            POLL_LOCAL
+        } else {
+            POLL_REMOTE
+        };
+        self.refresh_applied(interval).await?;
+        Ok(*self.inner.applied.borrow())
+    }
+
+    /// The listing-page cache (see `Inner::listings`).
+    pub(crate) fn listings(&self) -> std::sync::MutexGuard<'_, ListingCache> {
+        self.inner
+            .listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Reads the checkpoint (publishing it to every waiter) unless some waiter did so within

@@ -68,7 +68,7 @@ async fn wait_then_read_position(
     }
     state
         .read
-        .applied_position()
+        .applied_recent()
         .await
         .map_err(|e| (ApiError::from(e), None))
 }

@@ -573,6 +573,37 @@ async fn a_min_position_already_applied_answers_at_once_with_the_position_header
     assert_eq!(item_ids(&reply), ids(&[event]));
 }
 
+async fn a_listing_read_again_after_a_write_shows_the_write_never_the_remembered_page(
+    api: TestApi,
+) {
+    let venue = api.venue("Hall A", "Berlin").await;
+    let small = TicketTypeId(Uuid::now_v7());
+    let (event, position) = api
+        .event(
+            venue,
+            "Gala",
+            "Music",
+            "2026-06-01T18:00:00Z",
+            vec![ticket_type(small, "Small", 0, 20), published()],
+        )
+        .await;
+    let first = api.get_at("/v1/events", &position.to_string()).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.body);
+    // The same page again, nothing new applied: the same answer.
+    let again = api.get_at("/v1/events", &position.to_string()).await;
+    assert_eq!(again.body, first.body);
+    for n in 1..=3 {
+        let position = api.append(&event.stream(), &[confirmed(small, 1)]).await;
+        let reply = api.get_at("/v1/events", &position.to_string()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert!(reply.position >= Some(position));
+        assert_eq!(
+            reply.body["items"][0]["confirmed"], n,
+            "never the page remembered before"
+        );
+    }
+}
+
 async fn a_min_position_just_written_waits_and_reads_its_own_write(api: TestApi) {
     let venue = api.venue("Hall A", "Berlin").await;
     let small = TicketTypeId(Uuid::now_v7());
@@ -732,6 +763,7 @@ on_every_engine!(
     an_unknown_or_malformed_event_id_is_a_404_problem,
     a_min_position_already_applied_answers_at_once_with_the_position_header,
     a_min_position_just_written_waits_and_reads_its_own_write,
+    a_listing_read_again_after_a_write_shows_the_write_never_the_remembered_page,
     health_and_projections_report_applied_and_head_positions,
     the_application_serves_on_the_port_it_bound,
     a_min_position_not_reached_in_time_is_a_503_with_retry_after,
