@@ -260,11 +260,8 @@ async fn main() -> anyhow::Result<()> {
             let read = ReadModels::connect(&args.storage.url())
                 .await
                 .context("opening the read models")?;
-            let state = QueryState {
-                read,
-                store,
-                min_position_timeout: Duration::from_millis(args.min_position_timeout_ms),
-            };
+            let state = QueryState::new(read, store)
+                .with_min_position_timeout(Duration::from_millis(args.min_position_timeout_ms));
             run_query_api(state, args.addr, stopped).await
         }
     }
@@ -287,11 +284,8 @@ async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Resul
         .nats
         .relay_config()
         .map(|config| tokio::spawn(run_relay(store.clone(), config, stopped.clone())));
-    let query_state = QueryState {
-        read,
-        store: store.clone(),
-        min_position_timeout: Duration::from_millis(args.min_position_timeout_ms),
-    };
+    let query_state = QueryState::new(read, store.clone())
+        .with_min_position_timeout(Duration::from_millis(args.min_position_timeout_ms));
     let commands = run_command_api(
         store,
         args.command_addr,

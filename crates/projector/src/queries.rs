@@ -145,30 +145,8 @@ const EVENT_COLUMNS: &str = "event_id, venue_id, venue_name, city, title, descri
 
 impl ReadModels {
     /// Published and cancelled events (never drafts) matching `filter`, ordered by start time then
-    /// id, at most `filter.limit`. A page is read once per applied position: asked again before
-    /// the projector applies anything new, it comes from memory.
+    /// id, at most `filter.limit`.
     pub async fn list_events(
-        &self,
-        filter: &ListingFilter,
-    ) -> Result<Vec<EventRecord>, ProjectorError> {
-        let key = format!("{filter:?}");
-        // Read before the page: the page then reflects at least this position.
-        let applied = self.applied_recent().await?;
-        if let Some((at, records)) = self.listings().get(&key)
-            && *at == applied
-        {
-            return Ok(records.clone());
-        }
-        let records = self.query_events(filter).await?;
-        let mut listings = self.listings();
-        if listings.len() >= crate::read_models::LISTING_CACHE_ENTRIES {
-            listings.clear();
-        }
-        listings.insert(key, (applied, records.clone()));
-        Ok(records)
-    }
-
-    async fn query_events(
         &self,
         filter: &ListingFilter,
     ) -> Result<Vec<EventRecord>, ProjectorError> {

@@ -1,7 +1,6 @@
 //! The handle on the read-model database: connecting, migrating, the checkpoint, and waiting for
 //! a position (read-your-writes).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -12,7 +11,6 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::ProjectorError;
-use crate::queries::EventRecord;
 
 /// Name of the projection that maintains every read-model table of this crate; its row in
 /// `projector_checkpoints` is the checkpoint.
@@ -52,17 +50,7 @@ struct Inner {
     /// When a waiter last read the checkpoint table: however many requests wait, the table is
     /// read at most once per poll interval and the answer reaches all of them via `applied`.
     last_poll: tokio::sync::Mutex<Option<Instant>>,
-    /// Listing pages by filter, each with the applied position it was read at: a page is
-    /// served again only while the applied position has not moved (read models change only
-    /// when the projector applies facts).
-    pub(crate) listings: std::sync::Mutex<ListingCache>,
 }
-
-/// Listing pages by the filter's `Debug` text, with the applied position each was read at.
-pub(crate) type ListingCache = HashMap<String, (u64, Vec<EventRecord>)>;
-
-/// Most listing pages kept; past it the cache starts again empty.
-pub(crate) const LISTING_CACHE_ENTRIES: usize = 1024;
 
 impl ReadModels {
     /// Same URL forms as the store: `sqlite://PATH` (the SAME file as the log in embedded mode),
@@ -129,7 +117,6 @@ impl ReadModels {
                 applied: watch::Sender::new(0),
                 local_projectors: AtomicUsize::new(0),
                 last_poll: tokio::sync::Mutex::new(None),
-                listings: std::sync::Mutex::default(),
             }),
         };
         read.applied_position().await?;
@@ -197,21 +184,21 @@ impl ReadModels {
         Ok(*self.inner.applied.borrow())
     }
 
-    /// The listing-page cache (see `Inner::listings`).
-    pub(crate) fn listings(&self) -> std::sync::MutexGuard<'_, ListingCache> {
-        self.inner
-            .listings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Reads the checkpoint (publishing it to every waiter) unless some waiter did so within
     /// `interval`. Thousands of waiting requests cost one query per interval, not thousands:
     /// without this, every projector commit woke every waiter into its own query, and under
     /// load the queries starved the projector they were waiting for.
     async fn refresh_applied(&self, interval: Duration) -> Result<(), ProjectorError> {
+        let recent =
+            |last_poll: &Option<Instant>| last_poll.is_some_and(|at| at.elapsed() < interval);
+        // Fast path without waiting: most requests find a recent read.
+        if let Ok(last_poll) = self.inner.last_poll.try_lock()
+            && recent(&last_poll)
+        {
+            return Ok(());
+        }
         let mut last_poll = self.inner.last_poll.lock().await;
-        if last_poll.is_some_and(|at| at.elapsed() < interval) {
+        if recent(&last_poll) {
             return Ok(());
         }
         self.applied_position().await?;

@@ -41,6 +41,9 @@ pub enum ApiError {
     /// The log failed (`internal`, 500).
     #[error("log: {0}")]
     Store(#[from] StoreError),
+    /// Any other server-side failure (`internal`, 500).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl ApiError {
@@ -73,7 +76,7 @@ impl ApiError {
                 "position_not_reached",
                 "Position not reached",
             ),
-            ApiError::ReadModels(_) | ApiError::Store(_) => (
+            ApiError::ReadModels(_) | ApiError::Store(_) | ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "Internal error",

@@ -1,7 +1,13 @@
 //! `/v1/events`: the listing, one event's details, and its capacity.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
@@ -105,13 +111,66 @@ struct ListingPage {
 
 /// `GET /v1/events?from=&to=&category=&city=&cursor=&limit=`: published and cancelled events by
 /// start time, then id, a page at a time.
+///
+/// A page is read and serialized once per applied position: asked again before the projector
+/// applies anything new, the same bytes are sent from memory (read models change only when the
+/// projector applies facts, so nothing newer could be shown).
 #[instrument(skip(state, query), fields(limit))]
 async fn list_events(
     State(state): State<QueryState>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<ListingPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(pairs) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
-    let filter = parse_listing(pairs)?;
+    let key = format!("{pairs:?}");
+    // Read before the page: the page then reflects at least this position.
+    let applied = state.read.applied_recent().await?;
+    if let Some(body) = state.listings.get(&key, applied) {
+        return Ok(json_response(body));
+    }
+    let page = listing_page(&state, parse_listing(pairs)?).await?;
+    let body =
+        Bytes::from(serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.to_string()))?);
+    state.listings.insert(key, applied, body.clone());
+    Ok(json_response(body))
+}
+
+/// Listing pages by the query string's parsed pairs, each serialized, with the applied position
+/// it was read at. Bounded: past [`ListingPages::ENTRIES`] pages it starts again empty.
+#[derive(Default)]
+pub(crate) struct ListingPages(Mutex<HashMap<String, (u64, Bytes)>>);
+
+impl ListingPages {
+    const ENTRIES: usize = 1024;
+
+    fn get(&self, key: &str, applied: u64) -> Option<Bytes> {
+        let pages = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        pages
+            .get(key)
+            .filter(|(at, _)| *at == applied)
+            .map(|(_, body)| body.clone())
+    }
+
+    fn insert(&self, key: String, applied: u64, body: Bytes) {
+        let mut pages = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if pages.len() >= Self::ENTRIES && !pages.contains_key(&key) {
+            pages.clear();
+        }
+        pages.insert(key, (applied, body));
+    }
+}
+
+fn json_response(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+async fn listing_page(state: &QueryState, filter: ListingFilter) -> Result<ListingPage, ApiError> {
     tracing::Span::current().record("limit", filter.limit);
     let page_size = filter.limit as usize;
     // One more than asked tells whether there is a next page.
@@ -128,10 +187,10 @@ async fn list_events(
     } else {
         None
     };
-    Ok(Json(ListingPage {
+    Ok(ListingPage {
         items: records.into_iter().map(ListingItem::from).collect(),
         next_cursor,
-    }))
+    })
 }
 
 /// Reads the listing's query parameters; anything unknown, repeated or malformed is a 400.

@@ -39,6 +39,8 @@ pub struct QueryState {
     pub store: Arc<dyn EventStore>,
     /// Longest a request waits for `Marquee-Min-Position` before answering 503.
     pub min_position_timeout: Duration,
+    /// Listing pages already serialized, each with the applied position it was read at.
+    listings: Arc<events::ListingPages>,
 }
 
 impl QueryState {
@@ -48,6 +50,15 @@ impl QueryState {
             read,
             store,
             min_position_timeout: DEFAULT_MIN_POSITION_TIMEOUT,
+            listings: Arc::default(),
+        }
+    }
+
+    /// The same state with another `Marquee-Min-Position` timeout.
+    pub fn with_min_position_timeout(self, min_position_timeout: Duration) -> Self {
+        Self {
+            min_position_timeout,
+            ..self
         }
     }
 }

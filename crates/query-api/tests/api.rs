@@ -88,11 +88,10 @@ impl TestApi {
 
     /// The same API with another `Marquee-Min-Position` timeout.
     fn with_min_position_timeout(mut self, min_position_timeout: Duration) -> Self {
-        self.router = router(QueryState {
-            read: self.read.clone(),
-            store: self.store.clone(),
-            min_position_timeout,
-        });
+        self.router = router(
+            QueryState::new(self.read.clone(), self.store.clone())
+                .with_min_position_timeout(min_position_timeout),
+        );
         self
     }
 
