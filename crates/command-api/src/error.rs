@@ -102,6 +102,20 @@ impl ApiError {
                 .with(json!({ "field": field })),
                 VenueError::AlreadyExists => Problem::new(S::CONFLICT, "conflict", "Conflict"),
                 VenueError::NotFound => Problem::new(S::NOT_FOUND, "not_found", "Not found"),
+                VenueError::ScheduleConflict {
+                    event_id,
+                    starts_at,
+                    ends_at,
+                } => Problem::new(
+                    S::CONFLICT,
+                    "schedule_conflict",
+                    "The venue is booked at that time",
+                )
+                .with(json!({
+                    "conflicting_event_id": event_id,
+                    "conflicting_starts_at": starts_at,
+                    "conflicting_ends_at": ends_at,
+                })),
             },
             ApiError::MalformedJson(_) => {
                 Problem::new(S::BAD_REQUEST, "malformed_json", "Malformed JSON")
@@ -218,14 +232,73 @@ fn event_problem(error: &EventError) -> Problem {
         .with(json!({ "max_per_order": max })),
         EventError::SoldOut { available } => Problem::new(S::CONFLICT, "sold_out", "Sold out")
             .with(json!({ "available": available })),
-        EventError::PaymentRequired => Problem::new(
-            S::UNPROCESSABLE_ENTITY,
-            "payment_required",
-            "Paid tickets not supported",
-        ),
         EventError::RegistrationAlreadyCancelled => {
             Problem::new(S::CONFLICT, "already_cancelled", "Already cancelled")
         }
+        EventError::InvalidAnswer { question, .. } => Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "Invalid request",
+        )
+        .with(json!({ "field": format!("answers.{question}") })),
+        EventError::AttendeeLimitExceeded { max, already } => Problem::new(
+            S::CONFLICT,
+            "attendee_limit_exceeded",
+            "Attendee limit exceeded",
+        )
+        .with(json!({ "max_per_attendee": max, "already": already })),
+        EventError::CancellationClosed { deadline } => {
+            Problem::new(S::CONFLICT, "cancellation_closed", "Cancellation closed")
+                .with(json!({ "deadline": deadline }))
+        }
+        EventError::HoldExpired { expired_at } => {
+            Problem::new(S::CONFLICT, "hold_expired", "Hold expired")
+                .with(json!({ "expired_at": expired_at }))
+        }
+        EventError::NotPayable { status } => {
+            Problem::new(S::CONFLICT, "not_payable", "Nothing to pay")
+                .with(json!({ "registration_status": status }))
+        }
+        EventError::WaitlistEntryNotFound => Problem::new(S::NOT_FOUND, "not_found", "Not found"),
+        EventError::WaitlistEntryExists | EventError::PaymentOfOtherRegistration(_) => {
+            Problem::new(S::CONFLICT, "conflict", "Conflict")
+        }
+        EventError::AlreadyOnWaitlist { entry_id } => Problem::new(
+            S::CONFLICT,
+            "already_on_waitlist",
+            "Already on the waitlist",
+        )
+        .with(json!({ "entry_id": entry_id })),
+        EventError::SeatsAvailable { available } => {
+            Problem::new(S::CONFLICT, "seats_available", "Seats are available")
+                .with(json!({ "available": available }))
+        }
+        EventError::OfferNotMade => Problem::new(S::CONFLICT, "offer_not_made", "No offer yet"),
+        EventError::OfferExpired => Problem::new(S::CONFLICT, "offer_expired", "Offer expired"),
+        EventError::OfferClaimed { registration_id } => {
+            Problem::new(S::CONFLICT, "offer_claimed", "Offer already claimed")
+                .with(json!({ "registration_id": registration_id }))
+        }
+        EventError::NotOnWaitlist { status } => {
+            Problem::new(S::CONFLICT, "not_on_waitlist", "Not on the waitlist")
+                .with(json!({ "entry_status": status }))
+        }
+        EventError::TicketInvalid => Problem::new(S::NOT_FOUND, "invalid", "Unknown ticket"),
+        EventError::TicketCancelled => Problem::new(S::CONFLICT, "canceled", "Ticket cancelled"),
+        EventError::TicketUnpaid => Problem::new(S::CONFLICT, "unpaid", "Ticket not paid"),
+        EventError::AlreadyRedeemed { first_scanned_at } => {
+            Problem::new(S::CONFLICT, "already_redeemed", "Already checked in")
+                .with(json!({ "first_scanned_at": first_scanned_at }))
+        }
+        EventError::NonceReused => Problem::new(
+            S::UNPROCESSABLE_ENTITY,
+            "nonce_reused",
+            "Nonce used for another ticket",
+        ),
+        EventError::NotCheckedIn => {
+            Problem::new(S::CONFLICT, "not_checked_in", "Ticket not checked in")
+        }
+        EventError::NoRefundDue(_) => Problem::new(S::NOT_FOUND, "not_found", "Not found"),
     }
 }
 

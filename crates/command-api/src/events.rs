@@ -382,6 +382,7 @@ async fn reserve(
             },
             quantity: b.quantity,
             ticket_codes: codes.clone(),
+            answers: Default::default(),
         };
         let (_, answer) = state
             .engine

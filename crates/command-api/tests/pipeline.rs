@@ -123,6 +123,7 @@ fn reserve(ticket_type_id: TicketTypeId, n: usize) -> EventCommand {
         },
         quantity: 1,
         ticket_codes: vec![TicketCode(format!("{:032x}", Uuid::now_v7().as_u128()))],
+        answers: Default::default(),
     }
 }
 

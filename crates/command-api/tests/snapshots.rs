@@ -109,6 +109,7 @@ async fn event_with_reservations(engine: &Engine, reservations: usize) -> String
             },
             quantity: 1,
             ticket_codes: vec![TicketCode(format!("{:032x}", rand_code(n)))],
+            answers: Default::default(),
         };
         engine
             .execute::<EventAggregate>(&stream, vec![command], &context(), ok)

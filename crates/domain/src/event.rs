@@ -3,14 +3,28 @@
 //!
 //! Registrations live inside the event's stream on purpose: "never more confirmed seats than a
 //! ticket type's quantity or the event's capacity" is then a rule about one stream, enforced by
-//! the log's expected-revision check, with no cross-stream coordination.
+//! the log's expected-revision check, with no cross-stream coordination. The same holds for
+//! held seats (paid reservations waiting for payment), waitlist offers and check-ins: every
+//! seat-counting rule reads and writes one stream.
+//!
+//! Submodules hold the larger groups of rules: [`ticketing`] (holds, payments, refunds,
+//! cancellations), [`waitlist`] (joining, offers, claims), [`check_in`] (door scans) and
+//! [`questions`] (registration questions and answers).
 
-use std::collections::{BTreeMap, BTreeSet};
+pub mod check_in;
+pub mod questions;
+mod ticketing;
+mod waitlist;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
+pub use self::questions::{AnswerValue, Answers, Question, QuestionKind};
+pub use self::ticketing::payable;
 use crate::{
-    EventId, FactCodec, Money, RegistrationId, TicketCode, TicketTypeId, Timestamp, VenueId,
+    EventId, FactCodec, Money, PaymentId, RegistrationId, TicketCode, TicketTypeId, Timestamp,
+    VenueId, WaitlistEntryId,
 };
 
 /// Longest accepted title, category, ticket type name or attendee name, in characters.
@@ -23,6 +37,16 @@ pub const DEFAULT_MAX_PER_ORDER: u32 = 10;
 pub const MAX_PER_ORDER_LIMIT: u32 = 100;
 /// How many ticket types one event may have.
 pub const MAX_TICKET_TYPES: usize = 50;
+/// How long a hold waits for payment when the organizer sets nothing: 15 minutes.
+pub const DEFAULT_HOLD_SECONDS: u32 = 15 * 60;
+/// How long a waitlist offer stays open when the organizer sets nothing: 24 hours.
+pub const DEFAULT_OFFER_SECONDS: u32 = 24 * 60 * 60;
+/// Longest hold or offer an organizer may set: 7 days.
+pub const MAX_WINDOW_SECONDS: u32 = 7 * 24 * 60 * 60;
+/// Longest accepted scan nonce, in characters.
+pub const MAX_NONCE_LEN: usize = 128;
+/// How far in the future a door scanner's clock may be before its `scanned_at` is refused.
+pub const SCAN_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
 
 /// Where an event is in its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,12 +78,28 @@ pub struct TicketType {
     pub sales_end: Option<Timestamp>,
     /// Seats of this type confirmed and not cancelled.
     pub confirmed: u32,
+    /// Seats of this type held for payment (paid reservations not yet paid nor expired).
+    #[serde(default)]
+    pub held: u32,
+    /// Seats of this type kept for waitlist offers not yet claimed nor expired.
+    #[serde(default)]
+    pub offered: u32,
+    /// Waitlist entries still waiting for an offer, in join order: only the first may be offered.
+    #[serde(default)]
+    pub waiting: VecDeque<WaitlistEntryId>,
 }
 
 impl TicketType {
+    /// Seats of this type taken: confirmed, held or offered.
+    pub fn used(&self) -> u32 {
+        self.confirmed
+            .saturating_add(self.held)
+            .saturating_add(self.offered)
+    }
+
     /// Seats of this type still available, ignoring the event-wide capacity.
     pub fn remaining(&self) -> u32 {
-        self.quantity.saturating_sub(self.confirmed)
+        self.quantity.saturating_sub(self.used())
     }
 }
 
@@ -76,10 +116,21 @@ pub struct Attendee {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegistrationStatus {
-    /// The seats are held by the attendee.
+    /// The seats are the attendee's: free, or paid.
     Confirmed,
     /// The registration was cancelled and its seats freed.
     Cancelled,
+    /// Paid seats held until the hold's expiry, waiting for payment.
+    Held,
+    /// A hold that expired unpaid; its seats were freed.
+    Expired,
+}
+
+impl RegistrationStatus {
+    /// True while the registration counts against capacity.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Confirmed | Self::Held)
+    }
 }
 
 /// N seats of one ticket type for one attendee.
@@ -95,13 +146,178 @@ pub struct Registration {
     pub quantity: u32,
     /// One code per seat.
     pub ticket_codes: Vec<TicketCode>,
-    /// Whether the seats are still held.
+    /// Where the registration is in its life.
     pub status: RegistrationStatus,
+    /// What the seats cost in all; `None` for free seats.
+    #[serde(default)]
+    pub price: Option<Money>,
+    /// When an unpaid hold expires; `None` for registrations that were never held.
+    #[serde(default)]
+    pub hold_expires_at: Option<Timestamp>,
+    /// The payment that confirmed a paid registration.
+    #[serde(default)]
+    pub payment_id: Option<PaymentId>,
+    /// Answers to the event's registration questions. Personal data.
+    #[serde(default)]
+    pub answers: Answers,
+}
+
+/// Per-event rules for holds, offers, cancellations and per-attendee limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventPolicy {
+    /// How long a paid reservation's seats are held waiting for payment.
+    pub hold_seconds: u32,
+    /// How long a waitlist offer stays open.
+    pub offer_seconds: u32,
+    /// Attendees may cancel until this time; `None` means until the event starts.
+    pub cancellation_deadline: Option<Timestamp>,
+    /// Most seats one attendee (by e-mail address) may hold or have confirmed; `None` for no limit.
+    pub max_per_attendee: Option<u32>,
+}
+
+impl Default for EventPolicy {
+    fn default() -> Self {
+        Self {
+            hold_seconds: DEFAULT_HOLD_SECONDS,
+            offer_seconds: DEFAULT_OFFER_SECONDS,
+            cancellation_deadline: None,
+            max_per_attendee: None,
+        }
+    }
+}
+
+/// Changes to an event's policy; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyChange {
+    /// New hold duration, 1 second to 7 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_seconds: Option<u32>,
+    /// New offer duration, 1 second to 7 days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer_seconds: Option<u32>,
+    /// New cancellation deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancellation_deadline: Option<Timestamp>,
+    /// New per-attendee limit; `Some(0)` removes the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_per_attendee: Option<u32>,
+}
+
+/// Where a waitlist entry is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitlistStatus {
+    /// In line for an offer.
+    Waiting,
+    /// Seats are kept for the entry until the offer expires.
+    Offered,
+    /// The offer became a registration.
+    Claimed,
+    /// The offer ran out unclaimed.
+    Expired,
+    /// The attendee left the waitlist.
+    Left,
+    /// The event was cancelled while the entry waited.
+    Closed,
+}
+
+/// One attendee waiting for seats of one ticket type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WaitlistEntry {
+    /// Chosen by the caller, unique within the event.
+    pub id: WaitlistEntryId,
+    /// The ticket type waited for.
+    pub ticket_type_id: TicketTypeId,
+    /// Who waits. Personal data.
+    pub attendee: Attendee,
+    /// Seats wanted; an offer is for all of them.
+    pub quantity: u32,
+    /// Answers given when joining, carried into the registration. Personal data.
+    pub answers: Answers,
+    /// Join order across the whole event, from 0.
+    pub seq: u64,
+    /// Where the entry is in its life.
+    pub status: WaitlistStatus,
+    /// When the current offer expires.
+    pub offer_expires_at: Option<Timestamp>,
+    /// The registration a claimed offer became.
+    pub registration_id: Option<RegistrationId>,
+}
+
+/// A successful door scan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckIn {
+    /// When the ticket was scanned (the scanner's time for offline scans).
+    pub scanned_at: Timestamp,
+    /// The scanner's nonce for this scan.
+    pub nonce: String,
+}
+
+/// One issued ticket (one seat of one registration).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ticket {
+    /// The registration the seat belongs to.
+    pub registration_id: RegistrationId,
+    /// The scan that let it in, while it counts as checked in.
+    pub check_in: Option<CheckIn>,
+}
+
+/// A scan the event has seen, by nonce: what was scanned, so a repeat of the same scan gets the
+/// same answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scan {
+    /// The code scanned.
+    pub ticket_code: TicketCode,
+    /// When it was scanned.
+    pub scanned_at: Timestamp,
+}
+
+/// What the event knows of one payment, by the provider's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRecord {
+    /// The registration it pays for.
+    pub registration_id: RegistrationId,
+    /// Where the payment is.
+    pub status: PaymentStatus,
+}
+
+/// Where a payment is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    /// The provider will confirm or decline it later.
+    Pending,
+    /// The provider refused it; no money moved.
+    Declined,
+    /// The money arrived and paid for the registration.
+    Received,
+    /// The money arrived but must go back (late, duplicate, cancelled); the refund is under way.
+    RefundDue,
+    /// The money went back.
+    Refunded,
+}
+
+/// Why money goes back to an attendee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundReason {
+    /// The attendee cancelled a paid registration.
+    AttendeeCancelled,
+    /// The organizer cancelled the event.
+    EventCancelled,
+    /// The payment arrived after the hold expired and its seats were gone.
+    LatePayment,
+    /// The registration was already paid by another payment.
+    DuplicatePayment,
+    /// The payment arrived for a registration that was cancelled.
+    RegistrationCancelled,
+    /// The amount paid is not the amount due.
+    AmountMismatch,
 }
 
 /// Version of [`Event`]'s serialized shape, for snapshots: bump it whenever `Event` or a type
 /// inside it changes shape, and older snapshots are ignored (they are only a cache).
-pub const STATE_SCHEMA_VERSION: u32 = 1;
+pub const STATE_SCHEMA_VERSION: u32 = 2;
 
 /// What is known about an event, folded from its facts. `Event::default()` is "no such event".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -132,8 +348,23 @@ pub struct Event {
     pub ticket_types: BTreeMap<TicketTypeId, TicketType>,
     /// Every registration ever made, by id.
     pub registrations: BTreeMap<RegistrationId, Registration>,
-    /// Every ticket code ever issued for this event, so none is issued twice.
-    pub issued_codes: BTreeSet<TicketCode>,
+    /// Every ticket ever issued for this event, by code, so none is issued twice and a door
+    /// scan finds its registration.
+    pub tickets: BTreeMap<TicketCode, Ticket>,
+    /// Holds, offers, cancellations and per-attendee limits.
+    pub policy: EventPolicy,
+    /// Questions asked at registration.
+    pub questions: Vec<Question>,
+    /// Every waitlist entry ever made, by id.
+    pub waitlist: BTreeMap<WaitlistEntryId, WaitlistEntry>,
+    /// How many entries ever joined the waitlist: the next entry's `seq`.
+    pub waitlist_joined: u64,
+    /// Every payment reported for this event, by the provider's id.
+    pub payments: BTreeMap<PaymentId, PaymentRecord>,
+    /// Door scans by nonce.
+    pub scans: BTreeMap<String, Scan>,
+    /// Seats held or confirmed per attendee, by lower-cased e-mail address.
+    pub seats_by_attendee: BTreeMap<String, u32>,
 }
 
 impl Event {
@@ -149,6 +380,41 @@ impl Event {
         self.ticket_types
             .values()
             .fold(0, |sum: u32, t| sum.saturating_add(t.confirmed))
+    }
+
+    /// Seats held for payment across all ticket types.
+    pub fn held(&self) -> u32 {
+        self.ticket_types
+            .values()
+            .fold(0, |sum: u32, t| sum.saturating_add(t.held))
+    }
+
+    /// Seats taken across all ticket types: confirmed, held or kept for waitlist offers. Never
+    /// more than the capacity.
+    pub fn used(&self) -> u32 {
+        self.ticket_types
+            .values()
+            .fold(0, |sum: u32, t| sum.saturating_add(t.used()))
+    }
+
+    /// Entries of `ticket_type`'s waitlist still waiting for an offer.
+    pub fn waiting(&self, ticket_type: TicketTypeId) -> usize {
+        self.ticket_types
+            .get(&ticket_type)
+            .map_or(0, |t| t.waiting.len())
+    }
+
+    /// Seats `email` holds or has confirmed here.
+    pub fn seats_of(&self, email: &str) -> u32 {
+        self.seats_by_attendee
+            .get(&email.to_lowercase())
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The moment attendees can no longer cancel on their own.
+    pub fn cancellation_deadline(&self) -> Option<Timestamp> {
+        self.policy.cancellation_deadline.or(self.starts_at)
     }
 
     /// Roughly how many bytes this state occupies in memory (heap included), for caches that
@@ -168,6 +434,19 @@ impl Event {
                 std::mem::size_of::<TicketType>() + ENTRY + t.name.len() + t.price.currency.len()
             })
             .sum();
+        let answers = |answers: &Answers| -> usize {
+            answers
+                .iter()
+                .map(|(k, v)| {
+                    ENTRY
+                        + k.len()
+                        + match v {
+                            AnswerValue::One(s) => s.len() + 24,
+                            AnswerValue::Many(list) => list.iter().map(|s| s.len() + 24).sum(),
+                        }
+                })
+                .sum()
+        };
         let registrations: usize = self
             .registrations
             .values()
@@ -177,18 +456,41 @@ impl Event {
                     + r.attendee.name.len()
                     + r.attendee.email.len()
                     + r.ticket_codes.len() * CODE
+                    + answers(&r.answers)
             })
+            .sum();
+        let waitlist: usize = self
+            .waitlist
+            .values()
+            .map(|e| {
+                std::mem::size_of::<WaitlistEntry>()
+                    + ENTRY
+                    + e.attendee.name.len()
+                    + e.attendee.email.len()
+                    + answers(&e.answers)
+            })
+            .sum();
+        let scans: usize = self
+            .scans
+            .keys()
+            .map(|nonce| std::mem::size_of::<Scan>() + ENTRY + nonce.len() + CODE)
             .sum();
         std::mem::size_of::<Self>()
             + strings
             + ticket_types
             + registrations
-            + self.issued_codes.len() * (CODE + ENTRY)
+            + waitlist
+            + scans
+            + self.tickets.len() * (std::mem::size_of::<Ticket>() + CODE + ENTRY)
+            + self.payments.len() * (std::mem::size_of::<PaymentRecord>() + 64 + ENTRY)
+            + self.seats_by_attendee.len() * (ENTRY + 48)
     }
 
-    /// Seats of `ticket_type` that can still be reserved, counting the event-wide capacity.
+    /// Seats of `ticket_type` that are not taken, counting the event-wide capacity. Seats freed
+    /// while someone waits are offered to the waitlist first (see [`waitlist`]), so a new
+    /// reservation also needs an empty line.
     pub fn available(&self, ticket_type: TicketTypeId) -> u32 {
-        let event_left = self.capacity.saturating_sub(self.confirmed());
+        let event_left = self.capacity.saturating_sub(self.used());
         self.ticket_types
             .get(&ticket_type)
             .map_or(0, |t| t.remaining().min(event_left))
@@ -266,17 +568,85 @@ pub enum EventCommand {
     Cancel { reason: Option<String> },
     /// Set the event-wide capacity; `venue` is the venue as it is now.
     ChangeCapacity { capacity: u32, venue: VenueInfo },
-    /// Reserve `quantity` seats of a free ticket type for an attendee: confirmed at once, one
-    /// ticket code per seat. The caller generates the codes (the domain has no randomness).
+    /// Change holds, offers, the cancellation deadline or the per-attendee limit.
+    ChangePolicy(PolicyChange),
+    /// Replace the registration questions (answers already given stay as they were).
+    SetQuestions { questions: Vec<Question> },
+    /// Move the event to new times; registrations stay. The venue's calendar is the caller's
+    /// business (see `venue::VenueCommand::BookEvent`).
+    Reschedule {
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+    },
+    /// Reserve `quantity` seats of a ticket type for an attendee, one ticket code per seat. Free
+    /// seats are confirmed at once; paid seats are held until payment or the hold's expiry. The
+    /// caller generates the codes (the domain has no randomness).
     Reserve {
         registration_id: RegistrationId,
         ticket_type_id: TicketTypeId,
         attendee: Attendee,
         quantity: u32,
         ticket_codes: Vec<TicketCode>,
+        answers: Answers,
     },
-    /// Cancel a registration; its seats become available again.
+    /// Cancel a registration (the attendee's own cancellation, until the deadline): its seats
+    /// go to the waitlist or back on sale; money paid is refunded.
     CancelRegistration { registration_id: RegistrationId },
+    /// The provider reports a payment pending (it will confirm or decline later).
+    RecordPaymentPending {
+        registration_id: RegistrationId,
+        payment_id: PaymentId,
+    },
+    /// The provider declined a payment; a hold stays until it expires.
+    RecordPaymentDeclined {
+        registration_id: RegistrationId,
+        payment_id: PaymentId,
+        reason: String,
+    },
+    /// Money arrived for a registration: confirms its hold, or, when the hold is gone, confirms
+    /// it again if its seats are still free and refunds it otherwise (the late-payment policy,
+    /// see [`ticketing`]).
+    RecordPayment {
+        registration_id: RegistrationId,
+        payment_id: PaymentId,
+        amount: Money,
+    },
+    /// The provider returned the money of a refund that was due.
+    CompleteRefund {
+        payment_id: PaymentId,
+        refund_id: String,
+    },
+    /// Release an unpaid hold whose time is up (issued by the scheduler). A no-op for a hold
+    /// that is not due yet or no longer held.
+    ExpireHold { registration_id: RegistrationId },
+    /// Join a sold-out ticket type's waitlist.
+    JoinWaitlist {
+        entry_id: WaitlistEntryId,
+        ticket_type_id: TicketTypeId,
+        attendee: Attendee,
+        quantity: u32,
+        answers: Answers,
+    },
+    /// Take up an open waitlist offer: free seats are confirmed, paid seats held for payment.
+    /// `ticket_codes` must hold at least one code per seat of the entry; the first are used.
+    ClaimOffer {
+        entry_id: WaitlistEntryId,
+        registration_id: RegistrationId,
+        ticket_codes: Vec<TicketCode>,
+    },
+    /// Withdraw an unclaimed offer whose time is up (issued by the scheduler); the seats go to
+    /// the next in line. A no-op for an offer not due yet or no longer open.
+    ExpireOffer { entry_id: WaitlistEntryId },
+    /// Leave the waitlist; an open offer's seats go to the next in line.
+    LeaveWaitlist { entry_id: WaitlistEntryId },
+    /// A door scan. `scanned_at` is the scanner's time for scans uploaded later (offline).
+    CheckIn {
+        ticket_code: TicketCode,
+        nonce: String,
+        scanned_at: Option<Timestamp>,
+    },
+    /// Undo a ticket's check-in, so it can be scanned again.
+    RevertCheckIn { ticket_code: TicketCode },
 }
 
 /// Facts of the event aggregate.
@@ -326,12 +696,150 @@ pub enum EventFact {
         confirmed_at: Timestamp,
     },
     /// A registration was cancelled; `ticket_type_id` and `quantity` repeat the registration's
-    /// so that readers of the log need not look it up.
+    /// so that readers of the log need not look it up. Cancelling a hold releases it.
     RegistrationCancelled {
         registration_id: RegistrationId,
         ticket_type_id: TicketTypeId,
         quantity: u32,
         cancelled_at: Timestamp,
+    },
+    /// The event's policy changed; only the changed fields are present.
+    EventPolicyChanged(PolicyChange),
+    /// The registration questions were replaced.
+    RegistrationQuestionsSet { questions: Vec<Question> },
+    /// The event moved to new times; registrations stay.
+    EventRescheduled {
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+        previous_starts_at: Timestamp,
+        previous_ends_at: Timestamp,
+        rescheduled_at: Timestamp,
+    },
+    /// Paid seats were held for an attendee until `expires_at`, waiting for payment. The codes
+    /// are issued now and become valid at the door once paid.
+    SeatsHeld {
+        registration_id: RegistrationId,
+        ticket_type_id: TicketTypeId,
+        attendee: Attendee,
+        quantity: u32,
+        ticket_codes: Vec<TicketCode>,
+        price: Money,
+        expires_at: Timestamp,
+        held_at: Timestamp,
+    },
+    /// Answers to the registration questions, for a registration just confirmed or held.
+    AnswersGiven {
+        registration_id: RegistrationId,
+        answers: Answers,
+    },
+    /// The provider will confirm or decline a payment later.
+    PaymentPending {
+        registration_id: RegistrationId,
+        payment_id: PaymentId,
+        reported_at: Timestamp,
+    },
+    /// The provider declined a payment.
+    PaymentDeclined {
+        registration_id: RegistrationId,
+        payment_id: PaymentId,
+        reason: String,
+        declined_at: Timestamp,
+    },
+    /// Money arrived for a registration.
+    PaymentReceived {
+        registration_id: RegistrationId,
+        payment_id: PaymentId,
+        amount: Money,
+        received_at: Timestamp,
+    },
+    /// A held (or, for a late payment, expired) registration was paid and is confirmed.
+    HoldConfirmed {
+        registration_id: RegistrationId,
+        ticket_type_id: TicketTypeId,
+        quantity: u32,
+        payment_id: PaymentId,
+        /// True when the payment came after the hold had expired and the seats were still free.
+        late: bool,
+        confirmed_at: Timestamp,
+    },
+    /// An unpaid hold ran out; its seats were freed.
+    HoldExpired {
+        registration_id: RegistrationId,
+        ticket_type_id: TicketTypeId,
+        quantity: u32,
+        expired_at: Timestamp,
+    },
+    /// Money received must go back to the attendee; the provider is asked to refund it.
+    RefundDue {
+        registration_id: RegistrationId,
+        payment_id: PaymentId,
+        amount: Money,
+        reason: RefundReason,
+        due_at: Timestamp,
+    },
+    /// The provider refunded a payment.
+    RefundCompleted {
+        registration_id: RegistrationId,
+        payment_id: PaymentId,
+        refund_id: String,
+        completed_at: Timestamp,
+    },
+    /// An attendee joined a ticket type's waitlist.
+    WaitlistJoined {
+        entry_id: WaitlistEntryId,
+        ticket_type_id: TicketTypeId,
+        attendee: Attendee,
+        quantity: u32,
+        answers: Answers,
+        joined_at: Timestamp,
+    },
+    /// Freed seats were kept for the first entry in line until `expires_at`.
+    WaitlistOfferMade {
+        entry_id: WaitlistEntryId,
+        ticket_type_id: TicketTypeId,
+        quantity: u32,
+        expires_at: Timestamp,
+        offered_at: Timestamp,
+    },
+    /// An offer ran out unclaimed; its seats were freed.
+    WaitlistOfferExpired {
+        entry_id: WaitlistEntryId,
+        ticket_type_id: TicketTypeId,
+        quantity: u32,
+        expired_at: Timestamp,
+    },
+    /// An offer was taken up; the registration named follows in the same append.
+    WaitlistOfferClaimed {
+        entry_id: WaitlistEntryId,
+        registration_id: RegistrationId,
+        ticket_type_id: TicketTypeId,
+        quantity: u32,
+        claimed_at: Timestamp,
+    },
+    /// An attendee left the waitlist; seats of an open offer were freed.
+    WaitlistLeft {
+        entry_id: WaitlistEntryId,
+        ticket_type_id: TicketTypeId,
+        quantity: u32,
+        had_offer: bool,
+        left_at: Timestamp,
+    },
+    /// A ticket was let in at the door.
+    TicketCheckedIn {
+        ticket_code: TicketCode,
+        registration_id: RegistrationId,
+        ticket_type_id: TicketTypeId,
+        nonce: String,
+        /// When the scan happened (the scanner's clock for offline scans).
+        scanned_at: Timestamp,
+        /// When the log learned of it.
+        recorded_at: Timestamp,
+    },
+    /// A check-in was undone; the ticket may be scanned again.
+    CheckInReverted {
+        ticket_code: TicketCode,
+        registration_id: RegistrationId,
+        reverted_at: Timestamp,
     },
 }
 
@@ -400,9 +908,6 @@ pub enum EventError {
     /// Not enough seats left (`sold_out`).
     #[error("sold out: {available} seats available")]
     SoldOut { available: u32 },
-    /// The ticket type costs money; paid reservations need the payments feature (`payment_required`).
-    #[error("this ticket type is paid; paid reservations are not supported yet")]
-    PaymentRequired,
     /// No such registration in this event (`not_found`).
     #[error("registration not found")]
     RegistrationNotFound,
@@ -412,6 +917,71 @@ pub enum EventError {
     /// Cancelling a registration twice (`already_cancelled`).
     #[error("registration is already cancelled")]
     RegistrationAlreadyCancelled,
+    /// An answer to a registration question is missing or malformed (`validation_failed`).
+    #[error("answers.{question}: {message}")]
+    InvalidAnswer { question: String, message: String },
+    /// More seats for one attendee than the event allows (`attendee_limit_exceeded`).
+    #[error("at most {max} seats per attendee; {already} already taken")]
+    AttendeeLimitExceeded { max: u32, already: u32 },
+    /// Attendees can no longer cancel on their own (`cancellation_closed`).
+    #[error("cancellations closed at {deadline}")]
+    CancellationClosed { deadline: Timestamp },
+    /// Paying or cancelling a hold that already expired (`hold_expired`).
+    #[error("the hold expired")]
+    HoldExpired { expired_at: Option<Timestamp> },
+    /// Paying for a registration that needs no payment: free, or paid already (`not_payable`).
+    #[error("registration is {status:?} and needs no payment")]
+    NotPayable { status: RegistrationStatus },
+    /// No such waitlist entry in this event (`not_found`).
+    #[error("waitlist entry not found")]
+    WaitlistEntryNotFound,
+    /// The waitlist entry id is already used (`conflict`).
+    #[error("waitlist entry already exists")]
+    WaitlistEntryExists,
+    /// The attendee already waits for this ticket type (`already_on_waitlist`).
+    #[error("already on the waitlist for this ticket type")]
+    AlreadyOnWaitlist { entry_id: WaitlistEntryId },
+    /// Joining a waitlist while seats can be reserved (`seats_available`).
+    #[error("{available} seats are available: reserve instead")]
+    SeatsAvailable { available: u32 },
+    /// Claiming before an offer was made (`offer_not_made`).
+    #[error("no offer has been made to this entry yet")]
+    OfferNotMade,
+    /// Claiming an offer whose time ran out (`offer_expired`).
+    #[error("the offer expired")]
+    OfferExpired,
+    /// The entry's offer was already taken up (`offer_claimed`).
+    #[error("the offer was already claimed")]
+    OfferClaimed {
+        registration_id: Option<RegistrationId>,
+    },
+    /// Leaving or claiming from an entry that is no longer on the waitlist (`not_on_waitlist`).
+    #[error("the entry is no longer on the waitlist ({status:?})")]
+    NotOnWaitlist { status: WaitlistStatus },
+    /// No ticket with this code for this event (`invalid`).
+    #[error("unknown ticket code")]
+    TicketInvalid,
+    /// The ticket's registration was cancelled or its hold expired (`canceled`).
+    #[error("the ticket was cancelled")]
+    TicketCancelled,
+    /// The ticket's registration is held and not paid (`unpaid`).
+    #[error("the ticket is not paid")]
+    TicketUnpaid,
+    /// The ticket was already let in (`already_redeemed`).
+    #[error("already checked in at {first_scanned_at}")]
+    AlreadyRedeemed { first_scanned_at: Timestamp },
+    /// The scan's nonce was already used for another ticket (`nonce_reused`).
+    #[error("this nonce was already used for another ticket")]
+    NonceReused,
+    /// Reverting a check-in of a ticket that is not checked in (`not_checked_in`).
+    #[error("the ticket is not checked in")]
+    NotCheckedIn,
+    /// A payment id already reported for another registration (`conflict`).
+    #[error("payment {0} belongs to another registration")]
+    PaymentOfOtherRegistration(PaymentId),
+    /// No refund is due for this payment (`not_found`).
+    #[error("no refund is due for payment {0}")]
+    NoRefundDue(PaymentId),
 }
 
 /// Longest accepted cancellation reason, in characters.
@@ -556,10 +1126,12 @@ pub fn decide(
                 }
                 None => None,
             };
-            Ok(vec![EventFact::EventCancelled {
+            let mut facts = vec![EventFact::EventCancelled {
                 reason,
                 cancelled_at: now,
-            }])
+            }];
+            facts.extend(ticketing::cancel_every_registration(state, now));
+            Ok(facts)
         }
         EventCommand::ChangeCapacity { capacity, venue } => {
             let state = existing(state)?;
@@ -571,14 +1143,51 @@ pub fn decide(
                 ));
             }
             check_capacity(capacity, venue)?;
-            let sold = state.confirmed();
+            // Held seats and open offers are promised to someone: capacity cannot drop below them
+            // any more than below confirmed seats.
+            let sold = state.used();
             if capacity < sold {
                 return Err(EventError::CapacityBelowSold { capacity, sold });
             }
             if capacity == state.capacity {
                 return Ok(vec![]);
             }
-            Ok(vec![EventFact::EventCapacityChanged { capacity }])
+            Ok(waitlist::with_offers(
+                state,
+                vec![EventFact::EventCapacityChanged { capacity }],
+                now,
+            ))
+        }
+        EventCommand::ChangePolicy(change) => change_policy(existing(state)?, change),
+        EventCommand::SetQuestions { questions } => {
+            let state = existing(state)?;
+            refuse_if_cancelled(state, "a cancelled event's questions cannot change")?;
+            let questions = questions::check_questions(questions)?;
+            if questions == state.questions {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventFact::RegistrationQuestionsSet { questions }])
+        }
+        EventCommand::Reschedule { starts_at, ends_at } => {
+            let state = existing(state)?;
+            refuse_if_cancelled(state, "a cancelled event cannot be rescheduled")?;
+            check_schedule(starts_at, ends_at)?;
+            check_not_over(ends_at, now)?;
+            let (Some(previous_starts_at), Some(previous_ends_at)) =
+                (state.starts_at, state.ends_at)
+            else {
+                return Err(EventError::NotFound);
+            };
+            if (starts_at, ends_at) == (previous_starts_at, previous_ends_at) {
+                return Ok(vec![]);
+            }
+            Ok(vec![EventFact::EventRescheduled {
+                starts_at,
+                ends_at,
+                previous_starts_at,
+                previous_ends_at,
+                rescheduled_at: now,
+            }])
         }
         EventCommand::Reserve {
             registration_id,
@@ -586,32 +1195,126 @@ pub fn decide(
             attendee,
             quantity,
             ticket_codes,
+            answers,
         } => reserve(
             existing(state)?,
-            registration_id,
-            ticket_type_id,
-            attendee,
-            quantity,
-            ticket_codes,
+            Reservation {
+                registration_id,
+                ticket_type_id,
+                attendee,
+                quantity,
+                ticket_codes,
+                answers,
+            },
             now,
         ),
         EventCommand::CancelRegistration { registration_id } => {
-            let state = existing(state)?;
-            let registration = state
-                .registrations
-                .get(&registration_id)
-                .ok_or(EventError::RegistrationNotFound)?;
-            if registration.status == RegistrationStatus::Cancelled {
-                return Err(EventError::RegistrationAlreadyCancelled);
-            }
-            Ok(vec![EventFact::RegistrationCancelled {
-                registration_id,
-                ticket_type_id: registration.ticket_type_id,
-                quantity: registration.quantity,
-                cancelled_at: now,
-            }])
+            ticketing::cancel_registration(existing(state)?, registration_id, now)
+        }
+        EventCommand::RecordPaymentPending {
+            registration_id,
+            payment_id,
+        } => ticketing::record_pending(existing(state)?, registration_id, payment_id, now),
+        EventCommand::RecordPaymentDeclined {
+            registration_id,
+            payment_id,
+            reason,
+        } => ticketing::record_declined(existing(state)?, registration_id, payment_id, reason, now),
+        EventCommand::RecordPayment {
+            registration_id,
+            payment_id,
+            amount,
+        } => ticketing::record_payment(existing(state)?, registration_id, payment_id, amount, now),
+        EventCommand::CompleteRefund {
+            payment_id,
+            refund_id,
+        } => ticketing::complete_refund(existing(state)?, payment_id, refund_id, now),
+        EventCommand::ExpireHold { registration_id } => {
+            ticketing::expire_hold(existing(state)?, registration_id, now)
+        }
+        EventCommand::JoinWaitlist {
+            entry_id,
+            ticket_type_id,
+            attendee,
+            quantity,
+            answers,
+        } => waitlist::join(
+            existing(state)?,
+            entry_id,
+            ticket_type_id,
+            attendee,
+            quantity,
+            answers,
+            now,
+        ),
+        EventCommand::ClaimOffer {
+            entry_id,
+            registration_id,
+            ticket_codes,
+        } => waitlist::claim(
+            existing(state)?,
+            entry_id,
+            registration_id,
+            ticket_codes,
+            now,
+        ),
+        EventCommand::ExpireOffer { entry_id } => {
+            waitlist::expire_offer(existing(state)?, entry_id, now)
+        }
+        EventCommand::LeaveWaitlist { entry_id } => {
+            waitlist::leave(existing(state)?, entry_id, now)
+        }
+        EventCommand::CheckIn {
+            ticket_code,
+            nonce,
+            scanned_at,
+        } => check_in::check_in(existing(state)?, ticket_code, nonce, scanned_at, now),
+        EventCommand::RevertCheckIn { ticket_code } => {
+            check_in::revert(existing(state)?, ticket_code, now)
         }
     }
+}
+
+/// `ChangePolicy`: validates every field present, then keeps only those that change.
+fn change_policy(state: &Event, change: PolicyChange) -> Result<Vec<EventFact>, EventError> {
+    refuse_if_cancelled(state, "a cancelled event's policy cannot change")?;
+    let window = |field: &'static str, value: Option<u32>| -> Result<(), EventError> {
+        match value {
+            Some(seconds) if !(1..=MAX_WINDOW_SECONDS).contains(&seconds) => Err(invalid(
+                field,
+                format!("must be between 1 and {MAX_WINDOW_SECONDS} seconds"),
+            )),
+            _ => Ok(()),
+        }
+    };
+    window("hold_seconds", change.hold_seconds)?;
+    window("offer_seconds", change.offer_seconds)?;
+    if let Some(max) = change.max_per_attendee
+        && max > MAX_PER_ORDER_LIMIT * 10
+    {
+        return Err(invalid(
+            "max_per_attendee",
+            format!(
+                "must be at most {} (0 removes the limit)",
+                MAX_PER_ORDER_LIMIT * 10
+            ),
+        ));
+    }
+    let current = &state.policy;
+    let changed = PolicyChange {
+        hold_seconds: change.hold_seconds.filter(|v| *v != current.hold_seconds),
+        offer_seconds: change.offer_seconds.filter(|v| *v != current.offer_seconds),
+        cancellation_deadline: change
+            .cancellation_deadline
+            .filter(|v| current.cancellation_deadline != Some(*v)),
+        max_per_attendee: change
+            .max_per_attendee
+            .filter(|v| current.max_per_attendee.unwrap_or(0) != *v),
+    };
+    if changed == PolicyChange::default() {
+        return Ok(vec![]);
+    }
+    Ok(vec![EventFact::EventPolicyChanged(changed)])
 }
 
 /// `UpdateDetails`: validates every field present, then keeps only those that change.
@@ -670,18 +1373,113 @@ fn update_details(
     Ok(vec![EventFact::EventDetailsUpdated(changed)])
 }
 
-/// `Reserve`: the event and ticket type must be on sale, the request well formed, and enough
-/// seats left — in that order, so that sold-out is only reported for a request that would
-/// otherwise have succeeded.
-fn reserve(
-    state: &Event,
+/// What a `Reserve` command asks for.
+struct Reservation {
     registration_id: RegistrationId,
     ticket_type_id: TicketTypeId,
     attendee: Attendee,
     quantity: u32,
     ticket_codes: Vec<TicketCode>,
+    answers: Answers,
+}
+
+/// `Reserve`: the event and ticket type must be on sale, the request well formed, and enough
+/// seats left — in that order, so that sold-out is only reported for a request that would
+/// otherwise have succeeded. Free seats are confirmed; paid seats are held.
+fn reserve(state: &Event, r: Reservation, now: Timestamp) -> Result<Vec<EventFact>, EventError> {
+    let ticket_type = on_sale(state, r.ticket_type_id, now)?;
+    if r.quantity == 0 {
+        return Err(invalid("quantity", "must be at least 1"));
+    }
+    if r.quantity > state.max_per_order {
+        return Err(EventError::OrderLimitExceeded {
+            max: state.max_per_order,
+        });
+    }
+    if state.registrations.contains_key(&r.registration_id) {
+        return Err(EventError::RegistrationExists);
+    }
+    let attendee = check_attendee(r.attendee)?;
+    let answers = questions::check_answers(&state.questions, r.answers)?;
+    check_ticket_codes(state, &r.ticket_codes, r.quantity)?;
+    check_attendee_limit(state, &attendee.email, r.quantity)?;
+    // Someone in line comes first: seats that free up while people wait are offered to them,
+    // so whatever is left over is not for a newcomer of the same ticket type.
+    if !ticket_type.waiting.is_empty() {
+        return Err(EventError::SoldOut { available: 0 });
+    }
+    let available = state.available(r.ticket_type_id);
+    if available < r.quantity {
+        return Err(EventError::SoldOut { available });
+    }
+    Ok(registration_facts(
+        state,
+        ticket_type,
+        r.registration_id,
+        attendee,
+        r.quantity,
+        r.ticket_codes,
+        answers,
+        now,
+    ))
+}
+
+/// The facts of a new registration for seats already known to be free: confirmed when the ticket
+/// type is free, held for [`EventPolicy::hold_seconds`] when it costs money; then the answers.
+#[allow(clippy::too_many_arguments)]
+fn registration_facts(
+    state: &Event,
+    ticket_type: &TicketType,
+    registration_id: RegistrationId,
+    attendee: Attendee,
+    quantity: u32,
+    ticket_codes: Vec<TicketCode>,
+    answers: Answers,
     now: Timestamp,
-) -> Result<Vec<EventFact>, EventError> {
+) -> Vec<EventFact> {
+    let mut facts = Vec::with_capacity(2);
+    if ticket_type.price.is_free() {
+        facts.push(EventFact::RegistrationConfirmed {
+            registration_id,
+            ticket_type_id: ticket_type.id,
+            attendee,
+            quantity,
+            ticket_codes,
+            confirmed_at: now,
+        });
+    } else {
+        facts.push(EventFact::SeatsHeld {
+            registration_id,
+            ticket_type_id: ticket_type.id,
+            attendee,
+            quantity,
+            ticket_codes,
+            price: Money {
+                amount_minor: ticket_type
+                    .price
+                    .amount_minor
+                    .saturating_mul(i64::from(quantity)),
+                currency: ticket_type.price.currency.clone(),
+            },
+            expires_at: now + chrono::TimeDelta::seconds(i64::from(state.policy.hold_seconds)),
+            held_at: now,
+        });
+    }
+    if !answers.is_empty() {
+        facts.push(EventFact::AnswersGiven {
+            registration_id,
+            answers,
+        });
+    }
+    facts
+}
+
+/// The ticket type, if the event and the type are on sale now.
+fn on_sale(
+    state: &Event,
+    ticket_type_id: TicketTypeId,
+    now: Timestamp,
+) -> Result<&TicketType, EventError> {
     match state.status {
         EventStatus::Cancelled => return Err(EventError::Cancelled),
         EventStatus::Draft => return Err(EventError::NotOnSale),
@@ -704,37 +1502,26 @@ fn reserve(
     {
         return Err(EventError::SalesClosed { closed_at });
     }
-    if !ticket_type.price.is_free() {
-        return Err(EventError::PaymentRequired);
-    }
-    if quantity == 0 {
-        return Err(invalid("quantity", "must be at least 1"));
-    }
-    if quantity > state.max_per_order {
-        return Err(EventError::OrderLimitExceeded {
-            max: state.max_per_order,
-        });
-    }
-    if state.registrations.contains_key(&registration_id) {
-        return Err(EventError::RegistrationExists);
-    }
-    let attendee = Attendee {
+    Ok(ticket_type)
+}
+
+/// Trims and checks an attendee's name and address.
+fn check_attendee(attendee: Attendee) -> Result<Attendee, EventError> {
+    Ok(Attendee {
         name: required_text("attendee.name", &attendee.name, MAX_SHORT_TEXT)?,
         email: check_email(&attendee.email)?,
-    };
-    check_ticket_codes(state, &ticket_codes, quantity)?;
-    let available = state.available(ticket_type_id);
-    if available < quantity {
-        return Err(EventError::SoldOut { available });
+    })
+}
+
+/// The per-attendee limit: seats held or confirmed for `email`, plus `quantity`, within it.
+fn check_attendee_limit(state: &Event, email: &str, quantity: u32) -> Result<(), EventError> {
+    if let Some(max) = state.policy.max_per_attendee {
+        let already = state.seats_of(email);
+        if already.saturating_add(quantity) > max {
+            return Err(EventError::AttendeeLimitExceeded { max, already });
+        }
     }
-    Ok(vec![EventFact::RegistrationConfirmed {
-        registration_id,
-        ticket_type_id,
-        attendee,
-        quantity,
-        ticket_codes,
-        confirmed_at: now,
-    }])
+    Ok(())
 }
 
 /// Folds one fact into the event. Never fails: facts already happened.
@@ -818,6 +1605,9 @@ pub fn evolve(mut state: Event, fact: &EventFact) -> Event {
                     sales_start: *sales_start,
                     sales_end: *sales_end,
                     confirmed: 0,
+                    held: 0,
+                    offered: 0,
+                    waiting: VecDeque::new(),
                 });
         }
         EventFact::EventPublished { .. } => {
@@ -826,7 +1616,24 @@ pub fn evolve(mut state: Event, fact: &EventFact) -> Event {
                 state.status = EventStatus::Published;
             }
         }
-        EventFact::EventCancelled { .. } => state.status = EventStatus::Cancelled,
+        EventFact::EventCancelled { .. } => {
+            state.status = EventStatus::Cancelled;
+            // Nobody waits for a cancelled event: open offers give their seats back and every
+            // entry still in line is closed.
+            for entry in state.waitlist.values_mut() {
+                if matches!(
+                    entry.status,
+                    WaitlistStatus::Waiting | WaitlistStatus::Offered
+                ) {
+                    entry.status = WaitlistStatus::Closed;
+                    entry.offer_expires_at = None;
+                }
+            }
+            for ticket_type in state.ticket_types.values_mut() {
+                ticket_type.offered = 0;
+                ticket_type.waiting.clear();
+            }
+        }
         EventFact::EventCapacityChanged { capacity } => state.capacity = *capacity,
         EventFact::RegistrationConfirmed {
             registration_id,
@@ -835,45 +1642,373 @@ pub fn evolve(mut state: Event, fact: &EventFact) -> Event {
             quantity,
             ticket_codes,
             ..
-        } => {
-            if state.registrations.contains_key(registration_id) {
-                return state;
-            }
-            let Some(ticket_type) = state.ticket_types.get_mut(ticket_type_id) else {
-                return state;
-            };
-            ticket_type.confirmed = ticket_type.confirmed.saturating_add(*quantity);
-            state.issued_codes.extend(ticket_codes.iter().cloned());
-            state.registrations.insert(
-                *registration_id,
-                Registration {
-                    id: *registration_id,
-                    ticket_type_id: *ticket_type_id,
-                    attendee: attendee.clone(),
-                    quantity: *quantity,
-                    ticket_codes: ticket_codes.clone(),
-                    status: RegistrationStatus::Confirmed,
-                },
-            );
-        }
+        } => add_registration(
+            &mut state,
+            Registration {
+                id: *registration_id,
+                ticket_type_id: *ticket_type_id,
+                attendee: attendee.clone(),
+                quantity: *quantity,
+                ticket_codes: ticket_codes.clone(),
+                status: RegistrationStatus::Confirmed,
+                price: None,
+                hold_expires_at: None,
+                payment_id: None,
+                answers: Answers::new(),
+            },
+        ),
+        EventFact::SeatsHeld {
+            registration_id,
+            ticket_type_id,
+            attendee,
+            quantity,
+            ticket_codes,
+            price,
+            expires_at,
+            ..
+        } => add_registration(
+            &mut state,
+            Registration {
+                id: *registration_id,
+                ticket_type_id: *ticket_type_id,
+                attendee: attendee.clone(),
+                quantity: *quantity,
+                ticket_codes: ticket_codes.clone(),
+                status: RegistrationStatus::Held,
+                price: Some(price.clone()),
+                hold_expires_at: Some(*expires_at),
+                payment_id: None,
+                answers: Answers::new(),
+            },
+        ),
         EventFact::RegistrationCancelled {
             registration_id, ..
         } => {
             // The registration itself says which seats it held; the fact repeats that for
             // readers of the log that do not fold the whole stream.
-            let Some(registration) = state.registrations.get_mut(registration_id) else {
-                return state;
-            };
-            if registration.status == RegistrationStatus::Cancelled {
+            set_registration_status(&mut state, *registration_id, RegistrationStatus::Cancelled);
+        }
+        EventFact::HoldExpired {
+            registration_id, ..
+        } => {
+            if state
+                .registrations
+                .get(registration_id)
+                .is_some_and(|r| r.status == RegistrationStatus::Held)
+            {
+                set_registration_status(&mut state, *registration_id, RegistrationStatus::Expired);
+            }
+        }
+        EventFact::HoldConfirmed {
+            registration_id,
+            payment_id,
+            ..
+        } => {
+            let status = state.registrations.get(registration_id).map(|r| r.status);
+            if matches!(
+                status,
+                Some(RegistrationStatus::Held | RegistrationStatus::Expired)
+            ) {
+                set_registration_status(
+                    &mut state,
+                    *registration_id,
+                    RegistrationStatus::Confirmed,
+                );
+                if let Some(registration) = state.registrations.get_mut(registration_id) {
+                    registration.payment_id = Some(payment_id.clone());
+                }
+            }
+        }
+        EventFact::AnswersGiven {
+            registration_id,
+            answers,
+        } => {
+            if let Some(registration) = state.registrations.get_mut(registration_id) {
+                registration.answers = answers.clone();
+            }
+        }
+        EventFact::EventPolicyChanged(change) => {
+            if let Some(hold_seconds) = change.hold_seconds {
+                state.policy.hold_seconds = hold_seconds;
+            }
+            if let Some(offer_seconds) = change.offer_seconds {
+                state.policy.offer_seconds = offer_seconds;
+            }
+            if let Some(deadline) = change.cancellation_deadline {
+                state.policy.cancellation_deadline = Some(deadline);
+            }
+            if let Some(max) = change.max_per_attendee {
+                state.policy.max_per_attendee = (max > 0).then_some(max);
+            }
+        }
+        EventFact::RegistrationQuestionsSet { questions } => state.questions = questions.clone(),
+        EventFact::EventRescheduled {
+            starts_at, ends_at, ..
+        } => {
+            state.starts_at = Some(*starts_at);
+            state.ends_at = Some(*ends_at);
+        }
+        EventFact::PaymentPending {
+            registration_id,
+            payment_id,
+            ..
+        } => record_payment_status(
+            &mut state,
+            payment_id,
+            *registration_id,
+            PaymentStatus::Pending,
+        ),
+        EventFact::PaymentDeclined {
+            registration_id,
+            payment_id,
+            ..
+        } => record_payment_status(
+            &mut state,
+            payment_id,
+            *registration_id,
+            PaymentStatus::Declined,
+        ),
+        EventFact::PaymentReceived {
+            registration_id,
+            payment_id,
+            ..
+        } => record_payment_status(
+            &mut state,
+            payment_id,
+            *registration_id,
+            PaymentStatus::Received,
+        ),
+        EventFact::RefundDue {
+            registration_id,
+            payment_id,
+            ..
+        } => record_payment_status(
+            &mut state,
+            payment_id,
+            *registration_id,
+            PaymentStatus::RefundDue,
+        ),
+        EventFact::RefundCompleted {
+            registration_id,
+            payment_id,
+            ..
+        } => record_payment_status(
+            &mut state,
+            payment_id,
+            *registration_id,
+            PaymentStatus::Refunded,
+        ),
+        EventFact::WaitlistJoined {
+            entry_id,
+            ticket_type_id,
+            attendee,
+            quantity,
+            answers,
+            ..
+        } => {
+            if state.waitlist.contains_key(entry_id) {
                 return state;
             }
-            registration.status = RegistrationStatus::Cancelled;
-            if let Some(ticket_type) = state.ticket_types.get_mut(&registration.ticket_type_id) {
-                ticket_type.confirmed = ticket_type.confirmed.saturating_sub(registration.quantity);
+            let Some(ticket_type) = state.ticket_types.get_mut(ticket_type_id) else {
+                return state;
+            };
+            ticket_type.waiting.push_back(*entry_id);
+            state.waitlist.insert(
+                *entry_id,
+                WaitlistEntry {
+                    id: *entry_id,
+                    ticket_type_id: *ticket_type_id,
+                    attendee: attendee.clone(),
+                    quantity: *quantity,
+                    answers: answers.clone(),
+                    seq: state.waitlist_joined,
+                    status: WaitlistStatus::Waiting,
+                    offer_expires_at: None,
+                    registration_id: None,
+                },
+            );
+            state.waitlist_joined += 1;
+        }
+        EventFact::WaitlistOfferMade {
+            entry_id,
+            expires_at,
+            ..
+        } => {
+            let Some(entry) = state.waitlist.get_mut(entry_id) else {
+                return state;
+            };
+            if entry.status != WaitlistStatus::Waiting {
+                return state;
+            }
+            entry.status = WaitlistStatus::Offered;
+            entry.offer_expires_at = Some(*expires_at);
+            let (ticket_type_id, quantity) = (entry.ticket_type_id, entry.quantity);
+            if let Some(ticket_type) = state.ticket_types.get_mut(&ticket_type_id) {
+                ticket_type.waiting.retain(|id| id != entry_id);
+                ticket_type.offered = ticket_type.offered.saturating_add(quantity);
+            }
+        }
+        EventFact::WaitlistOfferExpired { entry_id, .. } => {
+            close_entry(&mut state, *entry_id, WaitlistStatus::Expired, None);
+        }
+        EventFact::WaitlistOfferClaimed {
+            entry_id,
+            registration_id,
+            ..
+        } => close_entry(
+            &mut state,
+            *entry_id,
+            WaitlistStatus::Claimed,
+            Some(*registration_id),
+        ),
+        EventFact::WaitlistLeft { entry_id, .. } => {
+            close_entry(&mut state, *entry_id, WaitlistStatus::Left, None);
+        }
+        EventFact::TicketCheckedIn {
+            ticket_code,
+            nonce,
+            scanned_at,
+            ..
+        } => {
+            if let Some(ticket) = state.tickets.get_mut(ticket_code)
+                && ticket.check_in.is_none()
+            {
+                ticket.check_in = Some(CheckIn {
+                    scanned_at: *scanned_at,
+                    nonce: nonce.clone(),
+                });
+            }
+            state.scans.entry(nonce.clone()).or_insert(Scan {
+                ticket_code: ticket_code.clone(),
+                scanned_at: *scanned_at,
+            });
+        }
+        EventFact::CheckInReverted { ticket_code, .. } => {
+            if let Some(ticket) = state.tickets.get_mut(ticket_code) {
+                ticket.check_in = None;
             }
         }
     }
     state
+}
+
+/// Adds a new registration (confirmed or held) with its seats and tickets. A second fact for the
+/// same id, or one for an unknown ticket type, changes nothing.
+fn add_registration(state: &mut Event, registration: Registration) {
+    if state.registrations.contains_key(&registration.id) {
+        return;
+    }
+    let Some(ticket_type) = state.ticket_types.get_mut(&registration.ticket_type_id) else {
+        return;
+    };
+    let quantity = registration.quantity;
+    match registration.status {
+        RegistrationStatus::Held => ticket_type.held = ticket_type.held.saturating_add(quantity),
+        _ => ticket_type.confirmed = ticket_type.confirmed.saturating_add(quantity),
+    }
+    for code in &registration.ticket_codes {
+        state.tickets.entry(code.clone()).or_insert(Ticket {
+            registration_id: registration.id,
+            check_in: None,
+        });
+    }
+    let seats = state
+        .seats_by_attendee
+        .entry(registration.attendee.email.to_lowercase())
+        .or_insert(0);
+    *seats = seats.saturating_add(quantity);
+    state.registrations.insert(registration.id, registration);
+}
+
+/// Moves a registration to `status`, moving its seats between the held and confirmed tallies
+/// (or freeing them) and keeping the per-attendee tally right.
+fn set_registration_status(state: &mut Event, id: RegistrationId, status: RegistrationStatus) {
+    let Some(registration) = state.registrations.get_mut(&id) else {
+        return;
+    };
+    let before = registration.status;
+    if before == status || !before.is_active() && !status.is_active() {
+        return;
+    }
+    registration.status = status;
+    let quantity = registration.quantity;
+    let email = registration.attendee.email.to_lowercase();
+    let Some(ticket_type) = state.ticket_types.get_mut(&registration.ticket_type_id) else {
+        return;
+    };
+    match before {
+        RegistrationStatus::Held => ticket_type.held = ticket_type.held.saturating_sub(quantity),
+        RegistrationStatus::Confirmed => {
+            ticket_type.confirmed = ticket_type.confirmed.saturating_sub(quantity);
+        }
+        RegistrationStatus::Cancelled | RegistrationStatus::Expired => {}
+    }
+    match status {
+        RegistrationStatus::Held => ticket_type.held = ticket_type.held.saturating_add(quantity),
+        RegistrationStatus::Confirmed => {
+            ticket_type.confirmed = ticket_type.confirmed.saturating_add(quantity);
+        }
+        RegistrationStatus::Cancelled | RegistrationStatus::Expired => {}
+    }
+    let seats = state.seats_by_attendee.entry(email).or_insert(0);
+    match (before.is_active(), status.is_active()) {
+        (true, false) => *seats = seats.saturating_sub(quantity),
+        (false, true) => *seats = seats.saturating_add(quantity),
+        _ => {}
+    }
+}
+
+/// Ends a waitlist entry that is waiting or offered: an open offer gives its seats back.
+fn close_entry(
+    state: &mut Event,
+    id: WaitlistEntryId,
+    status: WaitlistStatus,
+    registration_id: Option<RegistrationId>,
+) {
+    let Some(entry) = state.waitlist.get_mut(&id) else {
+        return;
+    };
+    let before = entry.status;
+    if !matches!(before, WaitlistStatus::Waiting | WaitlistStatus::Offered) {
+        return;
+    }
+    entry.status = status;
+    entry.offer_expires_at = None;
+    entry.registration_id = registration_id;
+    let (ticket_type_id, quantity) = (entry.ticket_type_id, entry.quantity);
+    if let Some(ticket_type) = state.ticket_types.get_mut(&ticket_type_id) {
+        if before == WaitlistStatus::Offered {
+            ticket_type.offered = ticket_type.offered.saturating_sub(quantity);
+        } else {
+            ticket_type.waiting.retain(|entry| *entry != id);
+        }
+    }
+}
+
+/// Notes what the provider said about a payment. A refund stays a refund whatever comes after.
+fn record_payment_status(
+    state: &mut Event,
+    payment_id: &PaymentId,
+    registration_id: RegistrationId,
+    status: PaymentStatus,
+) {
+    let record = state
+        .payments
+        .entry(payment_id.clone())
+        .or_insert(PaymentRecord {
+            registration_id,
+            status,
+        });
+    let rank = |s: PaymentStatus| match s {
+        PaymentStatus::Pending => 0,
+        PaymentStatus::Declined => 1,
+        PaymentStatus::Received => 2,
+        PaymentStatus::RefundDue => 3,
+        PaymentStatus::Refunded => 4,
+    };
+    if rank(status) >= rank(record.status) {
+        record.status = status;
+    }
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> EventError {
@@ -1020,7 +2155,7 @@ fn check_ticket_codes(
     if !codes.iter().all(|code| seen.insert(code)) {
         return Err(invalid("ticket_codes", "codes must be distinct"));
     }
-    if codes.iter().any(|code| state.issued_codes.contains(code)) {
+    if codes.iter().any(|code| state.tickets.contains_key(code)) {
         return Err(invalid("ticket_codes", "a code was already issued"));
     }
     Ok(())

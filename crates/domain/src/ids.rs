@@ -85,3 +85,22 @@ impl fmt::Display for TicketCode {
         f.write_str(&self.0)
     }
 }
+
+uuid_id!(
+    /// Identifies a place in one event's waitlist (one attendee waiting for N seats of one
+    /// ticket type).
+    WaitlistEntryId,
+    "waitlist-entry"
+);
+
+/// A payment as the payment provider names it (e.g. `pay_3f2a…`). Opaque to the domain: it only
+/// tells one payment from another, so a payment reported twice counts once.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PaymentId(pub String);
+
+impl fmt::Display for PaymentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

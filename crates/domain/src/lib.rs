@@ -15,7 +15,9 @@ pub mod testing;
 pub mod venue;
 
 pub use codec::{DecodeError, FactCodec};
-pub use ids::{EventId, RegistrationId, TicketCode, TicketTypeId, VenueId};
+pub use ids::{
+    EventId, PaymentId, RegistrationId, TicketCode, TicketTypeId, VenueId, WaitlistEntryId,
+};
 pub use money::Money;
 
 /// A point in time, always UTC. The domain never reads the clock: callers pass `now` in.

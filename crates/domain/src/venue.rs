@@ -1,15 +1,30 @@
-//! The venue aggregate: a place with a name, a city and a capacity. Stream `venue-<uuid>`.
+//! The venue aggregate: a place with a name, a city, a capacity, and its calendar. Stream
+//! `venue-<uuid>`.
+//!
+//! **The calendar is how "two events at one venue may not overlap" stays true under concurrent
+//! commands.** The rule spans streams (each event has its own), so no single event stream can
+//! enforce it. The venue stream can: every event's time slot is booked on its venue
+//! (`EventBooked`) and released when the event is cancelled (`EventReleased`), and a booking is
+//! decided against every other booking the venue holds. The command side appends the venue's
+//! booking and the event's own fact (`EventDrafted`, `EventRescheduled`, `EventCancelled`) in
+//! one atomic store transaction, each with its expected revision. Two concurrent drafts for
+//! overlapping slots both read venue revision `r`; the first commit moves it to `r + 1`, the
+//! second fails `WrongExpectedRevision` on the venue, is decided again against the new
+//! calendar, and is refused `ScheduleConflict`. Nothing is ever half written: there is no
+//! booking without its event and no event without its booking.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{FactCodec, Timestamp, VenueId};
+use crate::{EventId, FactCodec, Timestamp, VenueId};
 
 /// Longest accepted name, city or address, in characters.
 pub const MAX_TEXT_LEN: usize = 200;
 
 /// Version of [`Venue`]'s serialized shape, for snapshots: bump it whenever `Venue` changes
 /// shape, and older snapshots are ignored (they are only a cache).
-pub const STATE_SCHEMA_VERSION: u32 = 1;
+pub const STATE_SCHEMA_VERSION: u32 = 2;
 
 /// What is known about a venue, folded from its facts. `Venue::default()` is "no such venue".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -26,6 +41,25 @@ pub struct Venue {
     pub capacity: u32,
     /// IANA time zone name, e.g. `Europe/Berlin`.
     pub timezone: String,
+    /// Time slots of the events taking place here (not cancelled), by event.
+    #[serde(default)]
+    pub bookings: BTreeMap<EventId, Booking>,
+}
+
+/// The time an event occupies its venue: from `starts_at` (inclusive) to `ends_at` (exclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Booking {
+    /// Start, inclusive.
+    pub starts_at: Timestamp,
+    /// End, exclusive: an event may start the moment another ends.
+    pub ends_at: Timestamp,
+}
+
+impl Booking {
+    /// True when the two slots share any moment.
+    pub fn overlaps(&self, other: &Booking) -> bool {
+        self.starts_at < other.ends_at && other.starts_at < self.ends_at
+    }
 }
 
 impl Venue {
@@ -33,6 +67,7 @@ impl Venue {
     /// are bounded by size.
     pub fn approximate_size(&self) -> usize {
         std::mem::size_of::<Self>()
+            + self.bookings.len() * (std::mem::size_of::<(EventId, Booking)>() + 16)
             + self.name.len()
             + self.city.len()
             + self.address.as_ref().map_or(0, String::len)
@@ -61,6 +96,14 @@ pub enum VenueCommand {
     RenameVenue { name: String },
     /// Change how many seats the venue holds.
     ChangeVenueCapacity { capacity: u32 },
+    /// Book (or move) an event's time slot; refused if it overlaps another event's.
+    BookEvent {
+        event_id: EventId,
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+    },
+    /// Free a cancelled event's time slot.
+    ReleaseEvent { event_id: EventId },
 }
 
 /// Facts of the venue aggregate.
@@ -81,6 +124,14 @@ pub enum VenueFact {
     VenueRenamed { name: String },
     /// The venue's capacity changed.
     VenueCapacityChanged { capacity: u32 },
+    /// An event's time slot was booked here (or moved: the newest booking of an event counts).
+    EventBooked {
+        event_id: EventId,
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+    },
+    /// A cancelled event's slot was freed.
+    EventReleased { event_id: EventId },
 }
 
 impl FactCodec for VenueFact {
@@ -106,6 +157,13 @@ pub enum VenueError {
     /// Any other command for a venue that does not exist.
     #[error("venue not found")]
     NotFound,
+    /// The slot overlaps another event's at this venue (`schedule_conflict`).
+    #[error("the venue is booked by event {event_id} from {starts_at} to {ends_at}")]
+    ScheduleConflict {
+        event_id: EventId,
+        starts_at: Timestamp,
+        ends_at: Timestamp,
+    },
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> VenueError {
@@ -193,6 +251,47 @@ pub fn decide(
             }
             Ok(vec![VenueFact::VenueCapacityChanged { capacity }])
         }
+        VenueCommand::BookEvent {
+            event_id,
+            starts_at,
+            ends_at,
+        } => {
+            if !state.exists() {
+                return Err(VenueError::NotFound);
+            }
+            if starts_at >= ends_at {
+                return Err(invalid("ends_at", "must be after starts_at"));
+            }
+            let slot = Booking { starts_at, ends_at };
+            if state.bookings.get(&event_id) == Some(&slot) {
+                return Ok(vec![]);
+            }
+            if let Some((other, booking)) = state
+                .bookings
+                .iter()
+                .find(|(other, booking)| **other != event_id && booking.overlaps(&slot))
+            {
+                return Err(VenueError::ScheduleConflict {
+                    event_id: *other,
+                    starts_at: booking.starts_at,
+                    ends_at: booking.ends_at,
+                });
+            }
+            Ok(vec![VenueFact::EventBooked {
+                event_id,
+                starts_at,
+                ends_at,
+            }])
+        }
+        VenueCommand::ReleaseEvent { event_id } => {
+            if !state.exists() {
+                return Err(VenueError::NotFound);
+            }
+            if !state.bookings.contains_key(&event_id) {
+                return Ok(vec![]);
+            }
+            Ok(vec![VenueFact::EventReleased { event_id }])
+        }
     }
 }
 
@@ -217,6 +316,22 @@ pub fn evolve(mut state: Venue, fact: &VenueFact) -> Venue {
         }
         VenueFact::VenueRenamed { name } => state.name = name.clone(),
         VenueFact::VenueCapacityChanged { capacity } => state.capacity = *capacity,
+        VenueFact::EventBooked {
+            event_id,
+            starts_at,
+            ends_at,
+        } => {
+            state.bookings.insert(
+                *event_id,
+                Booking {
+                    starts_at: *starts_at,
+                    ends_at: *ends_at,
+                },
+            );
+        }
+        VenueFact::EventReleased { event_id } => {
+            state.bookings.remove(event_id);
+        }
     }
     state
 }

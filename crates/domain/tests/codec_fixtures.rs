@@ -7,11 +7,14 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeDelta};
-use marquee_domain::event::{Attendee, DetailsChange, EventFact};
+use marquee_domain::event::{
+    AnswerValue, Attendee, DetailsChange, EventFact, PolicyChange, Question, QuestionKind,
+    RefundReason,
+};
 use marquee_domain::venue::VenueFact;
 use marquee_domain::{
-    DecodeError, EventId, FactCodec, Money, RegistrationId, TicketCode, TicketTypeId, Timestamp,
-    VenueId,
+    DecodeError, EventId, FactCodec, Money, PaymentId, RegistrationId, TicketCode, TicketTypeId,
+    Timestamp, VenueId, WaitlistEntryId,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -130,12 +133,22 @@ fn venue_samples() -> Vec<VenueFact> {
             name: "Hall 2".into(),
         },
         VenueFact::VenueCapacityChanged { capacity: 20 },
+        VenueFact::EventBooked {
+            event_id: EventId(Uuid::from_u128(4)),
+            starts_at: at(3_600),
+            ends_at: at(7_200),
+        },
+        VenueFact::EventReleased {
+            event_id: EventId(Uuid::from_u128(4)),
+        },
     ];
     for sample in &samples {
         match sample {
             VenueFact::VenueCreated { .. }
             | VenueFact::VenueRenamed { .. }
-            | VenueFact::VenueCapacityChanged { .. } => {}
+            | VenueFact::VenueCapacityChanged { .. }
+            | VenueFact::EventBooked { .. }
+            | VenueFact::EventReleased { .. } => {}
         }
     }
     samples
@@ -145,6 +158,16 @@ fn venue_samples() -> Vec<VenueFact> {
 fn event_samples() -> Vec<EventFact> {
     let ticket_type_id = TicketTypeId(Uuid::from_u128(2));
     let registration_id = RegistrationId(Uuid::from_u128(3));
+    let entry_id = WaitlistEntryId(Uuid::from_u128(5));
+    let pat = || Attendee {
+        name: "Pat".into(),
+        email: "pat@example.org".into(),
+    };
+    let euros = |amount_minor| Money {
+        amount_minor,
+        currency: "EUR".into(),
+    };
+    let payment = || PaymentId("pay_0123456789abcdef01234567".into());
     let samples = vec![
         EventFact::EventDrafted {
             event_id: EventId(Uuid::from_u128(4)),
@@ -198,6 +221,150 @@ fn event_samples() -> Vec<EventFact> {
             quantity: 1,
             cancelled_at: at(4),
         },
+        EventFact::EventPolicyChanged(PolicyChange {
+            hold_seconds: Some(600),
+            max_per_attendee: Some(4),
+            ..PolicyChange::default()
+        }),
+        EventFact::RegistrationQuestionsSet {
+            questions: vec![
+                Question {
+                    id: "diet".into(),
+                    label: "Diet".into(),
+                    kind: QuestionKind::SingleChoice,
+                    options: vec!["none".into(), "vegan".into()],
+                    required: true,
+                },
+                Question {
+                    id: "country".into(),
+                    label: "Country".into(),
+                    kind: QuestionKind::Country,
+                    options: vec![],
+                    required: false,
+                },
+            ],
+        },
+        EventFact::EventRescheduled {
+            starts_at: at(7_200),
+            ends_at: at(10_800),
+            previous_starts_at: at(3_600),
+            previous_ends_at: at(7_200),
+            rescheduled_at: at(5),
+        },
+        EventFact::SeatsHeld {
+            registration_id,
+            ticket_type_id,
+            attendee: pat(),
+            quantity: 2,
+            ticket_codes: vec![TicketCode("b".repeat(32)), TicketCode("c".repeat(32))],
+            price: euros(2_500),
+            expires_at: at(906),
+            held_at: at(6),
+        },
+        EventFact::AnswersGiven {
+            registration_id,
+            answers: [
+                ("diet".to_owned(), AnswerValue::One("vegan".into())),
+                (
+                    "topics".to_owned(),
+                    AnswerValue::Many(vec!["rust".into(), "sql".into()]),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        },
+        EventFact::PaymentPending {
+            registration_id,
+            payment_id: payment(),
+            reported_at: at(7),
+        },
+        EventFact::PaymentDeclined {
+            registration_id,
+            payment_id: payment(),
+            reason: "card_declined".into(),
+            declined_at: at(8),
+        },
+        EventFact::PaymentReceived {
+            registration_id,
+            payment_id: payment(),
+            amount: euros(2_500),
+            received_at: at(9),
+        },
+        EventFact::HoldConfirmed {
+            registration_id,
+            ticket_type_id,
+            quantity: 2,
+            payment_id: payment(),
+            late: false,
+            confirmed_at: at(10),
+        },
+        EventFact::HoldExpired {
+            registration_id,
+            ticket_type_id,
+            quantity: 2,
+            expired_at: at(11),
+        },
+        EventFact::RefundDue {
+            registration_id,
+            payment_id: payment(),
+            amount: euros(2_500),
+            reason: RefundReason::LatePayment,
+            due_at: at(12),
+        },
+        EventFact::RefundCompleted {
+            registration_id,
+            payment_id: payment(),
+            refund_id: "re_1".into(),
+            completed_at: at(13),
+        },
+        EventFact::WaitlistJoined {
+            entry_id,
+            ticket_type_id,
+            attendee: pat(),
+            quantity: 1,
+            answers: Default::default(),
+            joined_at: at(14),
+        },
+        EventFact::WaitlistOfferMade {
+            entry_id,
+            ticket_type_id,
+            quantity: 1,
+            expires_at: at(86_415),
+            offered_at: at(15),
+        },
+        EventFact::WaitlistOfferExpired {
+            entry_id,
+            ticket_type_id,
+            quantity: 1,
+            expired_at: at(16),
+        },
+        EventFact::WaitlistOfferClaimed {
+            entry_id,
+            registration_id,
+            ticket_type_id,
+            quantity: 1,
+            claimed_at: at(17),
+        },
+        EventFact::WaitlistLeft {
+            entry_id,
+            ticket_type_id,
+            quantity: 1,
+            had_offer: true,
+            left_at: at(18),
+        },
+        EventFact::TicketCheckedIn {
+            ticket_code: TicketCode("b".repeat(32)),
+            registration_id,
+            ticket_type_id,
+            nonce: "door-1-0001".into(),
+            scanned_at: at(19),
+            recorded_at: at(20),
+        },
+        EventFact::CheckInReverted {
+            ticket_code: TicketCode("b".repeat(32)),
+            registration_id,
+            reverted_at: at(21),
+        },
     ];
     for sample in &samples {
         match sample {
@@ -208,7 +375,26 @@ fn event_samples() -> Vec<EventFact> {
             | EventFact::EventCancelled { .. }
             | EventFact::EventCapacityChanged { .. }
             | EventFact::RegistrationConfirmed { .. }
-            | EventFact::RegistrationCancelled { .. } => {}
+            | EventFact::RegistrationCancelled { .. }
+            | EventFact::EventPolicyChanged(_)
+            | EventFact::RegistrationQuestionsSet { .. }
+            | EventFact::EventRescheduled { .. }
+            | EventFact::SeatsHeld { .. }
+            | EventFact::AnswersGiven { .. }
+            | EventFact::PaymentPending { .. }
+            | EventFact::PaymentDeclined { .. }
+            | EventFact::PaymentReceived { .. }
+            | EventFact::HoldConfirmed { .. }
+            | EventFact::HoldExpired { .. }
+            | EventFact::RefundDue { .. }
+            | EventFact::RefundCompleted { .. }
+            | EventFact::WaitlistJoined { .. }
+            | EventFact::WaitlistOfferMade { .. }
+            | EventFact::WaitlistOfferExpired { .. }
+            | EventFact::WaitlistOfferClaimed { .. }
+            | EventFact::WaitlistLeft { .. }
+            | EventFact::TicketCheckedIn { .. }
+            | EventFact::CheckInReverted { .. } => {}
         }
     }
     samples
@@ -216,12 +402,12 @@ fn event_samples() -> Vec<EventFact> {
 
 #[test]
 fn every_venue_fixture_decodes_and_re_encodes_unchanged() {
-    assert_eq!(every_fixture_round_trips::<VenueFact>(), 3);
+    assert_eq!(every_fixture_round_trips::<VenueFact>(), 5);
 }
 
 #[test]
 fn every_event_fixture_decodes_and_re_encodes_unchanged() {
-    assert_eq!(every_fixture_round_trips::<EventFact>(), 8);
+    assert_eq!(every_fixture_round_trips::<EventFact>(), 27);
 }
 
 #[test]

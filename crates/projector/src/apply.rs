@@ -368,6 +368,8 @@ impl Batch {
                 .await?;
                 Ok(())
             }
+            // The venue's calendar is the command side's concern; events carry their own times.
+            VenueFact::EventBooked { .. } | VenueFact::EventReleased { .. } => Ok(()),
         }
     }
 
@@ -574,6 +576,30 @@ impl Batch {
             EventFact::EventCapacityChanged { capacity } => {
                 doc.listing.capacity = i64::from(capacity);
             }
+            EventFact::EventRescheduled {
+                starts_at, ends_at, ..
+            } => {
+                doc.listing.starts_at = to_text(starts_at);
+                doc.listing.ends_at = to_text(ends_at);
+            }
+            EventFact::EventPolicyChanged(_)
+            | EventFact::RegistrationQuestionsSet { .. }
+            | EventFact::SeatsHeld { .. }
+            | EventFact::AnswersGiven { .. }
+            | EventFact::PaymentPending { .. }
+            | EventFact::PaymentDeclined { .. }
+            | EventFact::PaymentReceived { .. }
+            | EventFact::HoldConfirmed { .. }
+            | EventFact::HoldExpired { .. }
+            | EventFact::RefundDue { .. }
+            | EventFact::RefundCompleted { .. }
+            | EventFact::WaitlistJoined { .. }
+            | EventFact::WaitlistOfferMade { .. }
+            | EventFact::WaitlistOfferExpired { .. }
+            | EventFact::WaitlistOfferClaimed { .. }
+            | EventFact::WaitlistLeft { .. }
+            | EventFact::TicketCheckedIn { .. }
+            | EventFact::CheckInReverted { .. } => {}
             EventFact::RegistrationConfirmed { .. } | EventFact::RegistrationCancelled { .. } => {
                 if let Some((ticket_type_id, delta)) = seats {
                     match doc.ticket_type_mut(&ticket_type_id) {

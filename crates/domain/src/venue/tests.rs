@@ -97,6 +97,7 @@ fn a_created_venue_exists_with_its_details() {
             address: Some("Schönhauser Allee 36".into()),
             capacity: 500,
             timezone: "Europe/Berlin".into(),
+            bookings: Default::default(),
         }
     );
 }
