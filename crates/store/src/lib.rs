@@ -6,7 +6,8 @@
 //!
 //! Contract every backend passes (see `tests/contract.rs`):
 //! - `append` is atomic and checks the expected revision; a mismatch is
-//!   [`StoreError::WrongExpectedRevision`] and nothing is written.
+//!   [`StoreError::WrongExpectedRevision`] and nothing is written. `append_atomic` extends this
+//!   to several streams: all of them or none.
 //! - positions are strictly increasing in commit order: a reader that has seen position `p` never
 //!   later receives a fact with a lower position (the gapless tail).
 //! - re-appending a fact id that is already stored is a no-op.
@@ -231,6 +232,45 @@ pub trait EventStore: Send + Sync + 'static {
             outcomes.push(self.append(request).await);
         }
         outcomes
+    }
+
+    /// Appends to several streams in ONE transaction: all of them or none. Each request is
+    /// checked against its own expected revision (seeing the requests before it in `requests`,
+    /// like [`append_all`](Self::append_all)); if any is refused, nothing of any of them is
+    /// written and the first refusal is returned. On success, one [`Appended`] per request, in
+    /// order; the group's facts have consecutive positions, in request order.
+    ///
+    /// Why it exists: some rules span two aggregates ("two events at one venue may not
+    /// overlap"). The command side loads both streams, decides, and appends the venue's facts
+    /// (expected: the venue's revision) together with the event's facts (expected: the event's
+    /// revision). The venue's expected revision then serialises every scheduling decision at that
+    /// venue: of two concurrent, overlapping drafts only one commits, the other gets
+    /// [`StoreError::WrongExpectedRevision`] for the venue, writes nothing on its event stream
+    /// either, and is decided again by the caller.
+    ///
+    /// Each request follows the rules of [`append`](Self::append): a request whose fact ids are
+    /// all stored already is a retry, answered with the stored positions (so re-sending a group
+    /// that committed is a no-op); an idempotency key that is already taken refuses its request,
+    /// and so the group ([`StoreError::IdempotencyKeyTaken`]). An idempotency answer carried by a
+    /// member is remembered with the position of the group's last fact, since the group is one
+    /// command. An empty `requests`, an unusable request (blank stream, no facts) or one
+    /// idempotency key used by two members is [`StoreError::Invalid`], and nothing is queued.
+    ///
+    /// Backends with a group-commit writer plan the group as one unit among the other appends of
+    /// its batch, so positions stay gapless and in commit order exactly as for `append`, and a
+    /// refused group does not disturb its neighbours.
+    ///
+    /// The default implementation refuses every group with [`StoreError::Invalid`] and writes
+    /// nothing: a store that cannot write several streams in one transaction must not pretend
+    /// to. Every backend of this crate overrides it; a decorator should forward it.
+    async fn append_atomic(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        plan::validate_group(&requests)?;
+        Err(StoreError::Invalid(
+            "this store cannot append to several streams atomically".into(),
+        ))
     }
 
     /// Facts of one stream with `revision >= from_revision`, at most `limit`, in revision order.

@@ -1,8 +1,9 @@
 //! The in-memory backend: a mutex-guarded vector and a `watch` of the head. For tests and demos;
 //! nothing persists. Same rules as the durable backends: it runs the shared planner on a batch
-//! of one.
+//! of one append (or one atomic group) under the lock.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -76,50 +77,19 @@ fn is_live(response: &IdempotentResponse, now: DateTime<Utc>) -> bool {
     response.created_at >= plan::idempotency_cutoff(now)
 }
 
-#[async_trait::async_trait]
-impl EventStore for MemoryStore {
-    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
-        plan::validate(&request)?;
+impl MemoryStore {
+    /// Plans and applies `requests` under the lock, as one batch with `groups` as its atomic
+    /// groups (see `plan::plan_grouped`). One answer per request, in order.
+    fn write(
+        &self,
+        requests: &[AppendRequest],
+        groups: &[Range<usize>],
+    ) -> Vec<Result<Appended, StoreError>> {
         let now = Utc::now().trunc_subsecs(6);
-        let (outcome, head) = {
+        let (outcomes, head) = {
             let mut log = self.shared.lock();
-            let mut view = LogView {
-                head: log.facts.len() as u64,
-                ..LogView::default()
-            };
-            if let Some(last) = log
-                .by_stream
-                .get(&request.stream)
-                .and_then(|indexes| indexes.last())
-            {
-                view.stream_revisions
-                    .insert(request.stream.clone(), log.facts[*last].revision);
-            }
-            for fact in &request.facts {
-                if let Some(i) = log.by_id.get(&fact.fact_id) {
-                    let stored = &log.facts[*i];
-                    view.known_facts.insert(
-                        fact.fact_id,
-                        KnownFact {
-                            stream: stored.stream.clone(),
-                            revision: stored.revision,
-                            position: stored.position,
-                        },
-                    );
-                }
-            }
-            if let Some(write) = &request.idempotency
-                && log
-                    .idempotency
-                    .get(&write.key)
-                    .is_some_and(|r| is_live(r, now))
-            {
-                view.taken_keys.insert(write.key.clone());
-            }
-
-            let requests = std::slice::from_ref(&request);
-            let mut batch = plan::plan_batch(requests, &view);
-            let outcome = batch.outcomes.pop().unwrap_or(Err(StoreError::Closed))?;
+            let view = log.view(requests, now);
+            let batch = plan::plan_grouped(requests, groups, &view);
             for row in &batch.rows {
                 let index = log.facts.len();
                 log.facts.push(RecordedFact {
@@ -140,13 +110,70 @@ impl EventStore for MemoryStore {
                     .push(index);
             }
             for write in batch.idempotency {
-                log.idempotency
-                    .insert(write.key.clone(), write.response.clone());
+                log.idempotency.insert(write.key, write.response);
             }
-            (outcome, batch.head)
+            (batch.outcomes, batch.head)
         };
         crate::writer::publish_head(&self.shared.head, head);
-        Ok(outcome)
+        outcomes
+    }
+}
+
+impl Log {
+    /// What the planner needs to know about `requests`, as the durable backends read it inside
+    /// their transaction.
+    fn view(&self, requests: &[AppendRequest], now: DateTime<Utc>) -> LogView {
+        let mut view = LogView {
+            head: self.facts.len() as u64,
+            ..LogView::default()
+        };
+        for stream in plan::streams_of(requests) {
+            if let Some(last) = self.by_stream.get(&stream).and_then(|i| i.last()) {
+                let revision = self.facts[*last].revision;
+                view.stream_revisions.insert(stream, revision);
+            }
+        }
+        for fact_id in plan::fact_ids_of(requests) {
+            if let Some(i) = self.by_id.get(&fact_id) {
+                let stored = &self.facts[*i];
+                view.known_facts.insert(
+                    fact_id,
+                    KnownFact {
+                        stream: stored.stream.clone(),
+                        revision: stored.revision,
+                        position: stored.position,
+                    },
+                );
+            }
+        }
+        for key in plan::keys_of(requests) {
+            if self.idempotency.get(&key).is_some_and(|r| is_live(r, now)) {
+                view.taken_keys.insert(key);
+            }
+        }
+        view
+    }
+}
+
+#[async_trait::async_trait]
+impl EventStore for MemoryStore {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, StoreError> {
+        plan::validate(&request)?;
+        self.write(std::slice::from_ref(&request), &[])
+            .pop()
+            .unwrap_or(Err(StoreError::Closed))
+    }
+
+    async fn append_atomic(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        plan::validate_group(&requests)?;
+        let whole = 0..requests.len();
+        // A refused group's first answer is its reason (`plan::refuse_together`).
+        self.write(&requests, std::slice::from_ref(&whole))
+            .into_iter()
+            .collect()
     }
 
     async fn read_stream(

@@ -21,6 +21,7 @@
 //! one per append). LISTEN is only a wake-up hint; subscribers also poll and always re-read from
 //! their own last position, because a listener misses notifications while reconnecting.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -320,7 +321,11 @@ async fn cleanup_idempotency(pool: &PgPool, clock: &CleanupClock) {
 
 #[async_trait::async_trait]
 impl BatchSink for Sink {
-    async fn write_batch(&self, requests: &[AppendRequest]) -> Result<BatchResult, StoreError> {
+    async fn write_batch(
+        &self,
+        requests: &[AppendRequest],
+        groups: &[Range<usize>],
+    ) -> Result<BatchResult, StoreError> {
         let mut tx = self.pool.begin().await?;
         // Serialises appends across processes until COMMIT; see the module docs for why this is
         // what makes the tail gapless. Its own statement, so the reads below see the previous
@@ -330,7 +335,7 @@ impl BatchSink for Sink {
             .execute(&mut *tx)
             .await?;
         let (view, now) = Self::load_view(&mut tx, requests).await?;
-        let plan = plan::plan_batch(requests, &view);
+        let plan = plan::plan_grouped(requests, groups, &view);
 
         if !plan.rows.is_empty() {
             let n = plan.rows.len();
@@ -411,6 +416,14 @@ impl EventStore for PostgresStore {
             return refusals;
         }
         self.commit.append_all(requests).await
+    }
+
+    async fn append_atomic(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        plan::validate_group(&requests)?;
+        self.commit.append_atomic(requests).await
     }
 
     async fn read_stream(

@@ -8,6 +8,7 @@
 //! also makes the log gapless across processes sharing the file: positions are `max + 1` under
 //! SQLite's single write lock.
 
+use std::ops::Range;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -277,12 +278,16 @@ async fn cleanup_idempotency(pool: &SqlitePool, clock: &CleanupClock) {
 
 #[async_trait::async_trait]
 impl BatchSink for Sink {
-    async fn write_batch(&self, requests: &[AppendRequest]) -> Result<BatchResult, StoreError> {
+    async fn write_batch(
+        &self,
+        requests: &[AppendRequest],
+        groups: &[Range<usize>],
+    ) -> Result<BatchResult, StoreError> {
         let now = Utc::now().trunc_subsecs(6);
         let recorded_at = codec::time_text(now);
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let view = Self::load_view(&mut tx, requests, now).await?;
-        let plan = plan::plan_batch(requests, &view);
+        let plan = plan::plan_grouped(requests, groups, &view);
 
         for row in &plan.rows {
             let sql = sqlx::AssertSqlSafe(format!(
@@ -328,6 +333,14 @@ impl EventStore for SqliteStore {
             return refusals;
         }
         self.commit.append_all(requests).await
+    }
+
+    async fn append_atomic(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        plan::validate_group(&requests)?;
+        self.commit.append_atomic(requests).await
     }
 
     async fn read_stream(

@@ -5,11 +5,18 @@
 //! transaction. One writer per process means one transaction, one fsync and (on Postgres) one
 //! advisory-lock hand-over and one NOTIFY for many appends, and it is what keeps positions
 //! contiguous without a sequence.
+//!
+//! A job is one `append`, one `append_all` chain (each link standing alone) or one
+//! `append_atomic` group (all links or none). Whatever shape, a job's requests land in one batch,
+//! in order, and a group is never split: not by the planner (see `plan::plan_grouped`) and not by
+//! the fallback that retries a failed batch unit by unit.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::plan::{self, Unit};
 use crate::{AppendRequest, Appended, StoreError};
 
 /// Answers for a batch that committed: one per request, plus the head position after it.
@@ -21,18 +28,25 @@ pub(crate) struct BatchResult {
 /// A backend's half of the group commit: write a batch in ONE transaction.
 #[async_trait::async_trait]
 pub(crate) trait BatchSink: Send + Sync + 'static {
-    /// Plans and writes `requests` in one transaction. `Err` means the transaction did not
-    /// commit and nothing of the batch was written.
-    async fn write_batch(&self, requests: &[AppendRequest]) -> Result<BatchResult, StoreError>;
+    /// Plans (with `plan::plan_grouped`) and writes `requests` in one transaction; `groups` are
+    /// the atomic groups among them (sorted, disjoint index ranges). `Err` means the transaction
+    /// did not commit and nothing of the batch was written.
+    async fn write_batch(
+        &self,
+        requests: &[AppendRequest],
+        groups: &[Range<usize>],
+    ) -> Result<BatchResult, StoreError>;
 
     /// Housekeeping after a batch (e.g. expired idempotency keys); failures are only logged.
     async fn after_batch(&self) {}
 }
 
-/// Requests queued together (one append, or a chain of appends to one stream) and where their
-/// answers go. A job's requests always land in the same batch, in order.
+/// Requests queued together (one append, a chain, or an atomic group) and where their answers
+/// go. A job's requests always land in the same batch, in order.
 struct Job {
     requests: Vec<AppendRequest>,
+    /// All or nothing (`append_atomic`), rather than each request on its own.
+    atomic: bool,
     reply: oneshot::Sender<Vec<Result<Appended, StoreError>>>,
 }
 
@@ -69,10 +83,44 @@ impl GroupCommit {
         &self,
         requests: Vec<AppendRequest>,
     ) -> Vec<Result<Appended, StoreError>> {
+        self.queue(requests, false).await
+    }
+
+    /// Queues several appends as one atomic job: planned as one unit inside a batch, written all
+    /// together or not at all. Answers one `Appended` per request, or the group's refusal.
+    pub(crate) async fn append_atomic(
+        &self,
+        requests: Vec<AppendRequest>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let count = requests.len();
+        // A refused group's first answer is its reason (`plan::refuse_together`), so the first
+        // error is the one to report.
+        let appended = self
+            .queue(requests, true)
+            .await
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()?;
+        if appended.len() == count {
+            Ok(appended)
+        } else {
+            Err(StoreError::Closed)
+        }
+    }
+
+    async fn queue(
+        &self,
+        requests: Vec<AppendRequest>,
+        atomic: bool,
+    ) -> Vec<Result<Appended, StoreError>> {
         let count = requests.len();
         let closed = || (0..count).map(|_| Err(StoreError::Closed)).collect();
         let (reply, answer) = oneshot::channel();
-        if self.jobs.send(Job { requests, reply }).await.is_err() {
+        let job = Job {
+            requests,
+            atomic,
+            reply,
+        };
+        if self.jobs.send(job).await.is_err() {
             return closed();
         }
         answer.await.unwrap_or_else(|_| closed())
@@ -88,33 +136,32 @@ async fn run<S: BatchSink>(
     let mut jobs = Vec::with_capacity(max_batch);
     while rx.recv_many(&mut jobs, max_batch).await > 0 {
         let mut requests = Vec::new();
+        let mut groups = Vec::new();
         let mut replies = Vec::with_capacity(jobs.len());
         for job in jobs.drain(..) {
             replies.push((job.reply, job.requests.len()));
+            if job.atomic {
+                groups.push(requests.len()..requests.len() + job.requests.len());
+            }
             requests.extend(job.requests);
         }
-        let outcomes = match sink.write_batch(&requests).await {
+        let outcomes = match sink.write_batch(&requests, &groups).await {
             Ok(result) => {
                 publish_head(&head, result.head);
                 result.outcomes
             }
-            Err(e) if requests.len() == 1 => vec![Err(e)],
             Err(e) => {
-                // The batch transaction failed as a whole. Retry each request in its own
-                // transaction so one poisonous request (a value the database refuses) cannot fail
-                // its neighbours, and every caller gets its own real error if the database is down.
-                tracing::warn!(error = %e, size = requests.len(), "group commit failed; retrying one by one");
-                let mut outcomes = Vec::with_capacity(requests.len());
-                for request in &requests {
-                    match sink.write_batch(std::slice::from_ref(request)).await {
-                        Ok(mut result) => {
-                            publish_head(&head, result.head);
-                            outcomes.push(result.outcomes.pop().unwrap_or(Err(StoreError::Closed)));
-                        }
-                        Err(e) => outcomes.push(Err(e)),
-                    }
+                let units = plan::units(requests.len(), &groups);
+                if units.len() == 1 {
+                    plan::refuse_together(&requests, e)
+                } else {
+                    // The batch transaction failed as a whole. Retry each unit (a lone request,
+                    // or an atomic group kept whole) in its own transaction so one poisonous
+                    // request (a value the database refuses) cannot fail its neighbours, and
+                    // every caller gets its own real error if the database is down.
+                    tracing::warn!(error = %e, size = requests.len(), "group commit failed; retrying one by one");
+                    retry_unit_by_unit(&sink, &requests, units, &head).await
                 }
-                outcomes
             }
         };
         let mut outcomes = outcomes.into_iter();
@@ -124,6 +171,34 @@ async fn run<S: BatchSink>(
         }
         sink.after_batch().await;
     }
+}
+
+/// Writes each unit of a failed batch in a transaction of its own, answering as the batch would
+/// have: one answer per request, in order.
+async fn retry_unit_by_unit<S: BatchSink>(
+    sink: &S,
+    requests: &[AppendRequest],
+    units: Vec<Unit>,
+    head: &watch::Sender<u64>,
+) -> Vec<Result<Appended, StoreError>> {
+    let mut outcomes = Vec::with_capacity(requests.len());
+    for unit in units {
+        let members = &requests[unit.range];
+        let whole = 0..members.len();
+        let groups = if unit.atomic {
+            std::slice::from_ref(&whole)
+        } else {
+            &[]
+        };
+        match sink.write_batch(members, groups).await {
+            Ok(result) => {
+                publish_head(head, result.head);
+                outcomes.extend(result.outcomes);
+            }
+            Err(e) => outcomes.extend(plan::refuse_together(members, e)),
+        }
+    }
+    outcomes
 }
 
 /// Raises the in-process head, waking live subscribers. Never lowers it.
@@ -136,4 +211,158 @@ pub(crate) fn publish_head(head: &watch::Sender<u64>, new_head: u64) {
             false
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use serde_json::json;
+    use tokio::sync::Semaphore;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::{ExpectedRevision, FactMetadata, NewFact};
+
+    /// A sink that refuses every batch holding an append to `poison`, records the streams of
+    /// every batch it is handed, and holds its first batch until the test opens `gate` (so the
+    /// jobs queued meanwhile are certain to form the next batch together).
+    struct FakeSink {
+        batches: Arc<Mutex<Vec<Vec<String>>>>,
+        gate: Arc<Semaphore>,
+        first: AtomicBool,
+        head: Mutex<u64>,
+    }
+
+    #[async_trait::async_trait]
+    impl BatchSink for FakeSink {
+        async fn write_batch(
+            &self,
+            requests: &[AppendRequest],
+            _groups: &[Range<usize>],
+        ) -> Result<BatchResult, StoreError> {
+            let streams = requests.iter().map(|r| r.stream.clone()).collect();
+            self.batches.lock().expect("batches").push(streams);
+            if self.first.swap(false, Ordering::SeqCst) {
+                self.gate.acquire().await.expect("gate").forget();
+            }
+            if requests.iter().any(|r| r.stream == "poison") {
+                return Err(StoreError::Corrupt("the database refuses poison".into()));
+            }
+            let mut head = self.head.lock().expect("head");
+            let outcomes = requests
+                .iter()
+                .map(|_| {
+                    *head += 1;
+                    Ok(Appended {
+                        first_position: *head,
+                        last_position: *head,
+                        revision: 0,
+                    })
+                })
+                .collect();
+            Ok(BatchResult {
+                outcomes,
+                head: *head,
+            })
+        }
+    }
+
+    fn request(stream: &str) -> AppendRequest {
+        AppendRequest {
+            stream: stream.into(),
+            expected: ExpectedRevision::Any,
+            facts: vec![NewFact {
+                fact_id: Uuid::now_v7(),
+                fact_type: "Happened".into(),
+                schema_version: 1,
+                data: json!({}),
+                metadata: FactMetadata::default(),
+            }],
+            idempotency: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_is_retried_unit_by_unit_keeping_each_atomic_group_whole() {
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let gate = Arc::new(Semaphore::new(0));
+        let sink = FakeSink {
+            batches: batches.clone(),
+            gate: gate.clone(),
+            first: AtomicBool::new(true),
+            head: Mutex::new(0),
+        };
+        let commit = Arc::new(GroupCommit::spawn(
+            sink,
+            Arc::new(watch::Sender::new(0)),
+            16,
+        ));
+        let batch_count = || batches.lock().expect("batches").len();
+
+        // The first append occupies the writer at the gate.
+        let first = tokio::spawn({
+            let commit = commit.clone();
+            async move { commit.append(request("first")).await }
+        });
+        while batch_count() < 1 {
+            tokio::task::yield_now().await;
+        }
+        // Queued meanwhile, in this order: they form the next batch.
+        let before = tokio::spawn({
+            let commit = commit.clone();
+            async move { commit.append(request("before")).await }
+        });
+        let poisoned = tokio::spawn({
+            let commit = commit.clone();
+            async move {
+                commit
+                    .append_atomic(vec![request("venue"), request("poison")])
+                    .await
+            }
+        });
+        let after = tokio::spawn({
+            let commit = commit.clone();
+            async move { commit.append(request("after")).await }
+        });
+        let healthy = tokio::spawn({
+            let commit = commit.clone();
+            async move {
+                commit
+                    .append_atomic(vec![request("venue-2"), request("event-2")])
+                    .await
+            }
+        });
+        while commit.jobs.max_capacity() - commit.jobs.capacity() < 4 {
+            tokio::task::yield_now().await;
+        }
+        gate.add_permits(1);
+
+        assert!(first.await.expect("task").is_ok());
+        assert!(before.await.expect("task").is_ok());
+        assert!(matches!(
+            poisoned.await.expect("task"),
+            Err(StoreError::Corrupt(_))
+        ));
+        assert!(after.await.expect("task").is_ok());
+        assert_eq!(
+            healthy.await.expect("task").expect("healthy group").len(),
+            2
+        );
+
+        let batches = batches.lock().expect("batches").clone();
+        assert_eq!(
+            batches,
+            [
+                vec!["first"],
+                vec!["before", "venue", "poison", "after", "venue-2", "event-2"],
+                // The fallback: each unit alone, the groups whole.
+                vec!["before"],
+                vec!["venue", "poison"],
+                vec!["after"],
+                vec!["venue-2", "event-2"],
+            ]
+        );
+    }
 }

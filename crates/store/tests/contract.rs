@@ -97,4 +97,11 @@ suite!(
     concurrent_appends_are_committed_together_and_a_conflict_fails_alone,
     a_chain_of_appends_is_checked_link_by_link_in_order,
     a_chain_with_an_unusable_link_writes_nothing,
+    an_atomic_append_writes_two_streams_with_consecutive_positions,
+    an_atomic_append_with_one_stale_member_writes_nothing,
+    an_idempotency_key_on_one_member_answers_for_the_whole_atomic_append,
+    re_appending_an_atomic_group_is_a_no_op_answered_with_the_stored_positions,
+    an_empty_or_unusable_atomic_append_is_invalid_and_writes_nothing,
+    concurrent_atomic_appends_for_one_venue_revision_commit_exactly_one,
+    subscribe_sees_atomic_groups_facts_once_in_position_order,
 );

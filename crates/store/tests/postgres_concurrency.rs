@@ -292,3 +292,219 @@ async fn postgres_test_databases_are_dropped_with_their_handle() {
         .expect("query");
     assert_eq!(left, 0, "{name} was left behind");
 }
+
+/// What one booking task saw: the answers (draft, venue) of its committed groups, and how often
+/// the venue had moved on between reading it and appending.
+#[derive(Default)]
+struct BookingReport {
+    committed: Vec<[Appended; 2]>,
+    conflicts: usize,
+}
+
+/// `bookings` times: read the venue's revision, then append one fact to a new draft stream and
+/// one to the venue (expecting that revision), atomically; on `WrongExpectedRevision` read again
+/// and retry the same draft, as the command side re-decides a refused command. The draft comes
+/// first in the group, so a refused venue must take back a member that was fine on its own: an
+/// append that was not all-or-nothing would leave the draft behind and fail the retry.
+fn spawn_booker(store: Arc<dyn EventStore>, task: u64, bookings: u64) -> JoinHandle<BookingReport> {
+    tokio::spawn(async move {
+        let mut report = BookingReport::default();
+        let mut venue_revision: Option<u64> = None;
+        for n in 0..bookings {
+            let draft = format!("draft-{task}-{n}");
+            loop {
+                let from = venue_revision.map_or(0, |r| r + 1);
+                let newer = store
+                    .read_stream("venue", from, usize::MAX)
+                    .await
+                    .expect("read venue");
+                if let Some(last) = newer.last() {
+                    venue_revision = Some(last.revision);
+                }
+                let expected =
+                    venue_revision.map_or(ExpectedRevision::NoStream, ExpectedRevision::Exact);
+                let group = vec![
+                    AppendRequest {
+                        stream: draft.clone(),
+                        expected: ExpectedRevision::NoStream,
+                        facts: vec![fact(task * 1_000 + n)],
+                        idempotency: None,
+                    },
+                    AppendRequest {
+                        stream: "venue".into(),
+                        expected,
+                        facts: vec![fact(task * 1_000 + n)],
+                        idempotency: None,
+                    },
+                ];
+                match store.append_atomic(group).await {
+                    Ok(answers) => {
+                        let answers: [Appended; 2] =
+                            answers.try_into().expect("one answer per request");
+                        venue_revision = Some(answers[1].revision);
+                        report.committed.push(answers);
+                        break;
+                    }
+                    // Only the venue can be stale: the draft stream is new, and a refused
+                    // attempt must not have left anything on it.
+                    Err(StoreError::WrongExpectedRevision { stream, .. }) => {
+                        assert_eq!(stream, "venue", "a refused booking left its draft behind");
+                        report.conflicts += 1;
+                    }
+                    Err(e) => panic!("atomic append failed: {e}"),
+                }
+            }
+        }
+        report
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_racing_atomic_bookings_on_one_venue_commit_each_once_and_tail_gaplessly() {
+    let db = PgTestDb::create().await;
+    // Two connects = two processes, so the venue's revision is raced across writers too.
+    let a = connect(&db.url).await.expect("connect a");
+    let b = connect(&db.url).await.expect("connect b");
+    let mut subscription = a.subscribe(0);
+    let mut seen: Vec<RecordedFact> = Vec::new();
+
+    let bookers: Vec<_> = (1..=8)
+        .map(|task| {
+            let store = if task % 2 == 0 { a.clone() } else { b.clone() };
+            spawn_booker(store, task, 50)
+        })
+        .collect();
+    let mut bookers_done = Box::pin(async move {
+        let mut reports = Vec::new();
+        for booker in bookers {
+            reports.push(booker.await.expect("booker panicked"));
+        }
+        reports
+    });
+    // Tail while the bookers run, so the subscriber is live, not only catching up.
+    let reports = loop {
+        tokio::select! {
+            reports = &mut bookers_done => break reports,
+            next = subscription.next() => {
+                let fact = next.expect("subscription ended").expect("subscription failed");
+                if let Some(previous) = seen.last() {
+                    assert!(fact.position > previous.position, "out of order");
+                }
+                seen.push(fact);
+            }
+        }
+    };
+
+    let groups: Vec<[Appended; 2]> = reports
+        .iter()
+        .flat_map(|r| r.committed.iter().copied())
+        .collect();
+    let conflicts: usize = reports.iter().map(|r| r.conflicts).sum();
+    assert_eq!(groups.len(), 8 * 50);
+    assert!(
+        conflicts > 0,
+        "the venue's revision never raced; the test lost its teeth"
+    );
+    let committed = committed_positions(&[WriterReport {
+        committed: groups.iter().flatten().copied().collect(),
+        conflicts,
+    }]);
+    tail_until(&mut subscription, &mut seen, committed.len() as u64).await;
+    assert_gapless_exactly(&seen, &committed);
+    let unique: BTreeSet<Uuid> = seen.iter().map(|f| f.fact_id).collect();
+    assert_eq!(unique.len(), seen.len(), "a fact was delivered twice");
+
+    // Each group's two facts sit side by side: the draft's, then the venue's.
+    for [draft, venue] in &groups {
+        assert_eq!(draft.first_position, draft.last_position);
+        assert_eq!(draft.revision, 0);
+        assert_eq!(venue.first_position, draft.last_position + 1);
+        let at = |p: u64| &seen[usize::try_from(p - 1).expect("index")];
+        assert!(at(draft.last_position).stream.starts_with("draft-"));
+        assert_eq!(at(venue.first_position).stream, "venue");
+    }
+    // The venue has exactly one fact per other stream, revisions 0..n in position order.
+    let venue_revisions: Vec<u64> = seen
+        .iter()
+        .filter(|f| f.stream == "venue")
+        .map(|f| f.revision)
+        .collect();
+    let drafts: BTreeSet<&str> = seen
+        .iter()
+        .filter(|f| f.stream != "venue")
+        .map(|f| f.stream.as_str())
+        .collect();
+    assert_eq!(venue_revisions.len(), drafts.len());
+    assert_eq!(venue_revisions, (0..400).collect::<Vec<_>>());
+    let stored = b
+        .read_stream("venue", 0, usize::MAX)
+        .await
+        .expect("read venue");
+    assert_eq!(stored.len(), 400);
+    eprintln!("postgres: 400 atomic bookings on one venue after {conflicts} conflicts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_a_value_the_database_refuses_fails_its_whole_atomic_group_and_nothing_else() {
+    let db = PgTestDb::create().await;
+    let store = connect(&db.url).await.expect("connect");
+    let request = |stream: String, new: NewFact| AppendRequest {
+        stream,
+        expected: ExpectedRevision::NoStream,
+        facts: vec![new],
+        idempotency: None,
+    };
+    // JSONB cannot hold U+0000: group 7's second member fails inside the batch transaction. The
+    // writer retries unit by unit, so group 7 must fail whole, its neighbours (lone appends and
+    // another group) must commit.
+    let tasks: Vec<_> = (0..32u64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let outcome = if i == 7 || i == 20 {
+                    let mut second = fact(i);
+                    if i == 7 {
+                        second.data = json!({ "text": "nul \u{0000} byte" });
+                    }
+                    store
+                        .append_atomic(vec![
+                            request(format!("s-{i}-a"), fact(i)),
+                            request(format!("s-{i}-b"), second),
+                        ])
+                        .await
+                } else {
+                    store
+                        .append(request(format!("s-{i}"), fact(i)))
+                        .await
+                        .map(|a| vec![a])
+                };
+                (i, outcome)
+            })
+        })
+        .collect();
+    for task in tasks {
+        let (i, outcome) = task.await.expect("task");
+        if i == 7 {
+            assert!(
+                matches!(outcome, Err(StoreError::Database(_))),
+                "{outcome:?}"
+            );
+        } else {
+            let answers = outcome.unwrap_or_else(|e| panic!("append {i} failed: {e}"));
+            if i == 20 {
+                assert_eq!(answers[1].first_position, answers[0].last_position + 1);
+            }
+        }
+    }
+    assert!(
+        store
+            .read_stream("s-7-a", 0, 10)
+            .await
+            .expect("read")
+            .is_empty(),
+        "the healthy member of the failed group was written"
+    );
+    let all = store.read_all(0, usize::MAX).await.expect("read");
+    let positions: Vec<u64> = all.iter().map(|f| f.position).collect();
+    assert_eq!(positions, (1..=32).collect::<Vec<_>>());
+}

@@ -664,3 +664,444 @@ pub async fn a_chain_with_an_unusable_link_writes_nothing(store: Arc<dyn EventSt
     );
     assert!(store.read_all(0, 10).await.expect("read").is_empty());
 }
+
+fn keyed(mut r: AppendRequest, key: &str) -> AppendRequest {
+    r.idempotency = Some(IdempotencyWrite {
+        key: key.into(),
+        response: response("hash", 201, Utc::now()),
+    });
+    r
+}
+
+fn fact_ids(facts: &[RecordedFact]) -> Vec<Uuid> {
+    facts.iter().map(|f| f.fact_id).collect()
+}
+
+pub async fn an_atomic_append_writes_two_streams_with_consecutive_positions(
+    store: Arc<dyn EventStore>,
+) {
+    append_one(&*store, "noise", 0).await;
+    store
+        .append(request(
+            "venue",
+            ExpectedRevision::NoStream,
+            vec![fact("VenueCreated", 1)],
+        ))
+        .await
+        .expect("venue");
+    let venue_facts = vec![fact("SlotBooked", 2), fact("SlotConfirmed", 3)];
+    let event_facts = vec![fact("EventDrafted", 4)];
+    let answers = store
+        .append_atomic(vec![
+            request("venue", ExpectedRevision::Exact(0), venue_facts.clone()),
+            request("event", ExpectedRevision::NoStream, event_facts.clone()),
+        ])
+        .await
+        .expect("atomic append");
+    assert_eq!(answers, [appended(3, 4, 2), appended(5, 5, 0)]);
+
+    let venue = store
+        .read_stream("venue", 1, 100)
+        .await
+        .expect("read venue");
+    assert_eq!(positions(&venue), [3, 4]);
+    assert_eq!(venue.iter().map(|f| f.revision).collect::<Vec<_>>(), [1, 2]);
+    let ids: Vec<Uuid> = venue_facts.iter().map(|f| f.fact_id).collect();
+    assert_eq!(fact_ids(&venue), ids);
+    let event = store
+        .read_stream("event", 0, 100)
+        .await
+        .expect("read event");
+    assert_eq!(fact_ids(&event), [event_facts[0].fact_id]);
+    assert_eq!((event[0].position, event[0].revision), (5, 0));
+
+    // Members may chain on one stream inside the group, like `append_all`'s links.
+    let chained = store
+        .append_atomic(vec![
+            request(
+                "venue",
+                ExpectedRevision::Exact(2),
+                vec![fact("SlotBooked", 5)],
+            ),
+            request(
+                "event",
+                ExpectedRevision::Exact(0),
+                vec![fact("EventMoved", 6)],
+            ),
+            request(
+                "venue",
+                ExpectedRevision::Exact(3),
+                vec![fact("SlotFreed", 7)],
+            ),
+        ])
+        .await
+        .expect("chained atomic append");
+    assert_eq!(
+        chained,
+        [appended(6, 6, 3), appended(7, 7, 1), appended(8, 8, 4)]
+    );
+    let all = store.read_all(0, 100).await.expect("read all");
+    assert_eq!(positions(&all), (1..=8).collect::<Vec<_>>());
+    let streams: Vec<&str> = all.iter().map(|f| f.stream.as_str()).collect();
+    assert_eq!(
+        streams,
+        [
+            "noise", "venue", "venue", "venue", "event", "venue", "event", "venue"
+        ]
+    );
+    assert_eq!(store.head_position().await.expect("head"), 8);
+}
+
+pub async fn an_atomic_append_with_one_stale_member_writes_nothing(store: Arc<dyn EventStore>) {
+    store
+        .append(request(
+            "venue",
+            ExpectedRevision::NoStream,
+            vec![fact("VenueCreated", 0)],
+        ))
+        .await
+        .expect("venue");
+    // Someone else created the event stream meanwhile.
+    store
+        .append(request(
+            "event",
+            ExpectedRevision::NoStream,
+            vec![fact("EventDrafted", 1)],
+        ))
+        .await
+        .expect("event");
+
+    let venue_facts = vec![fact("SlotBooked", 2), fact("SlotConfirmed", 3)];
+    let event_fact = fact("EventDrafted", 4);
+    let mut refused_ids: Vec<Uuid> = venue_facts.iter().map(|f| f.fact_id).collect();
+    refused_ids.push(event_fact.fact_id);
+    let refused = store
+        .append_atomic(vec![
+            keyed(
+                request("venue", ExpectedRevision::Exact(0), venue_facts),
+                "req-1",
+            ),
+            request("event", ExpectedRevision::NoStream, vec![event_fact]),
+        ])
+        .await;
+    match refused {
+        Err(StoreError::WrongExpectedRevision {
+            stream,
+            expected,
+            actual,
+        }) => {
+            assert_eq!(stream, "event");
+            assert_eq!(expected, ExpectedRevision::NoStream);
+            assert_eq!(actual, Some(0));
+        }
+        other => panic!("expected WrongExpectedRevision on event, got {other:?}"),
+    }
+
+    // Nothing of the group, not even the members that were fine on their own.
+    let venue = store
+        .read_stream("venue", 0, 100)
+        .await
+        .expect("read venue");
+    assert_eq!(venue.len(), 1);
+    assert_eq!(
+        store
+            .read_stream("event", 0, 100)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+    let all = store.read_all(0, 100).await.expect("read all");
+    assert_eq!(positions(&all), [1, 2]);
+    assert!(all.iter().all(|f| !refused_ids.contains(&f.fact_id)));
+    assert_eq!(store.head_position().await.expect("head"), 2);
+    assert_eq!(store.idempotency_get("req-1").await.expect("get"), None);
+
+    // The refused group consumed no positions, and its first member's stream is where it was.
+    let next = store
+        .append(request(
+            "venue",
+            ExpectedRevision::Exact(0),
+            vec![fact("SlotBooked", 5)],
+        ))
+        .await
+        .expect("append at the venue's revision");
+    assert_eq!(next, appended(3, 3, 1));
+}
+
+pub async fn an_idempotency_key_on_one_member_answers_for_the_whole_atomic_append(
+    store: Arc<dyn EventStore>,
+) {
+    let answers = store
+        .append_atomic(vec![
+            keyed(
+                request(
+                    "venue",
+                    ExpectedRevision::NoStream,
+                    vec![fact("SlotBooked", 0)],
+                ),
+                "req-1",
+            ),
+            request(
+                "event",
+                ExpectedRevision::NoStream,
+                vec![fact("EventDrafted", 1), fact("EventScheduled", 2)],
+            ),
+        ])
+        .await
+        .expect("atomic append");
+    assert_eq!(answers, [appended(1, 1, 0), appended(2, 3, 1)]);
+    let remembered = store
+        .idempotency_get("req-1")
+        .await
+        .expect("get")
+        .expect("stored");
+    // The group is one command: its answer names the group's last position.
+    assert_eq!(remembered.body["position"], json!(3));
+
+    // The same key on another group's member refuses that whole group.
+    let taken = store
+        .append_atomic(vec![
+            request(
+                "venue",
+                ExpectedRevision::Exact(0),
+                vec![fact("SlotBooked", 3)],
+            ),
+            keyed(
+                request(
+                    "other",
+                    ExpectedRevision::NoStream,
+                    vec![fact("EventDrafted", 4)],
+                ),
+                "req-1",
+            ),
+        ])
+        .await;
+    match taken {
+        Err(StoreError::IdempotencyKeyTaken { key }) => assert_eq!(key, "req-1"),
+        other => panic!("expected IdempotencyKeyTaken, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .read_stream("venue", 0, 100)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .read_stream("other", 0, 100)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert_eq!(store.head_position().await.expect("head"), 3);
+
+    // One key on two members could never commit: refused up front.
+    let twice = store
+        .append_atomic(vec![
+            keyed(
+                request("a", ExpectedRevision::Any, vec![fact("A", 5)]),
+                "req-2",
+            ),
+            keyed(
+                request("b", ExpectedRevision::Any, vec![fact("B", 6)]),
+                "req-2",
+            ),
+        ])
+        .await;
+    assert!(matches!(twice, Err(StoreError::Invalid(_))), "{twice:?}");
+    assert_eq!(store.head_position().await.expect("head"), 3);
+}
+
+pub async fn re_appending_an_atomic_group_is_a_no_op_answered_with_the_stored_positions(
+    store: Arc<dyn EventStore>,
+) {
+    let group = vec![
+        request(
+            "venue",
+            ExpectedRevision::NoStream,
+            vec![fact("SlotBooked", 0)],
+        ),
+        request(
+            "event",
+            ExpectedRevision::NoStream,
+            vec![fact("EventDrafted", 1), fact("EventScheduled", 2)],
+        ),
+    ];
+    let first = store
+        .append_atomic(group.clone())
+        .await
+        .expect("atomic append");
+    append_one(&*store, "venue", 3).await;
+    // A retry (say, the answer was lost): its expected revisions are stale by now, yet it is
+    // answered as stored, and writes nothing.
+    let retry = store.append_atomic(group).await.expect("retry");
+    assert_eq!(retry, first);
+    assert_eq!(first, [appended(1, 1, 0), appended(2, 3, 1)]);
+    assert_eq!(store.head_position().await.expect("head"), 4);
+    assert_eq!(store.read_all(0, 100).await.expect("read").len(), 4);
+}
+
+pub async fn an_empty_or_unusable_atomic_append_is_invalid_and_writes_nothing(
+    store: Arc<dyn EventStore>,
+) {
+    let empty = store.append_atomic(Vec::new()).await;
+    assert!(matches!(empty, Err(StoreError::Invalid(_))), "{empty:?}");
+    let unusable = store
+        .append_atomic(vec![
+            request("fine", ExpectedRevision::NoStream, vec![fact("A", 0)]),
+            request(" ", ExpectedRevision::Any, vec![fact("B", 1)]),
+        ])
+        .await;
+    assert!(
+        matches!(unusable, Err(StoreError::Invalid(_))),
+        "{unusable:?}"
+    );
+    let factless = store
+        .append_atomic(vec![
+            request("fine", ExpectedRevision::NoStream, vec![fact("A", 0)]),
+            request("empty", ExpectedRevision::Any, Vec::new()),
+        ])
+        .await;
+    assert!(
+        matches!(factless, Err(StoreError::Invalid(_))),
+        "{factless:?}"
+    );
+    assert_eq!(store.head_position().await.expect("head"), 0);
+}
+
+pub async fn concurrent_atomic_appends_for_one_venue_revision_commit_exactly_one(
+    store: Arc<dyn EventStore>,
+) {
+    store
+        .append(request(
+            "venue",
+            ExpectedRevision::NoStream,
+            vec![fact("VenueCreated", 0)],
+        ))
+        .await
+        .expect("venue");
+    // 16 drafts decided at the venue's revision 0, racing 16 unrelated appends that land in the
+    // same batches: exactly one draft wins, the losers write nothing, the neighbours all commit.
+    let tasks: Vec<_> = (0..32u64)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                if i % 2 == 0 {
+                    let outcome = store
+                        .append_atomic(vec![
+                            request(
+                                "venue",
+                                ExpectedRevision::Exact(0),
+                                vec![fact("SlotBooked", i)],
+                            ),
+                            request(
+                                &format!("draft-{i}"),
+                                ExpectedRevision::NoStream,
+                                vec![fact("EventDrafted", i)],
+                            ),
+                        ])
+                        .await;
+                    (i, outcome)
+                } else {
+                    let outcome = store
+                        .append(request(
+                            &format!("own-{i}"),
+                            ExpectedRevision::NoStream,
+                            vec![fact("Mine", i)],
+                        ))
+                        .await
+                        .map(|a| vec![a]);
+                    (i, outcome)
+                }
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (i, outcome) = task.await.expect("task");
+        match outcome {
+            Ok(answers) if i % 2 == 0 => {
+                assert_eq!(answers.len(), 2);
+                assert_eq!(answers[0].revision, 1);
+                assert_eq!(answers[1].first_position, answers[0].last_position + 1);
+                winners.push(i);
+            }
+            Ok(_) => {}
+            Err(StoreError::WrongExpectedRevision { stream, actual, .. }) if i % 2 == 0 => {
+                assert_eq!(stream, "venue");
+                assert_eq!(actual, Some(1));
+            }
+            Err(e) => panic!("append {i} failed: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    for i in (0..32u64).step_by(2) {
+        let draft = store
+            .read_stream(&format!("draft-{i}"), 0, 10)
+            .await
+            .expect("read draft");
+        assert_eq!(draft.len(), usize::from(winners.contains(&i)), "draft-{i}");
+    }
+    assert_eq!(
+        store
+            .read_stream("venue", 0, 100)
+            .await
+            .expect("venue")
+            .len(),
+        2
+    );
+    let all = store.read_all(0, usize::MAX).await.expect("read all");
+    assert_eq!(positions(&all), (1..=1 + 2 + 16).collect::<Vec<_>>());
+}
+
+pub async fn subscribe_sees_atomic_groups_facts_once_in_position_order(store: Arc<dyn EventStore>) {
+    let mut subscription = store.subscribe(0);
+    // 4 writers × 10 groups of 1 venue fact + 2 event facts, on a live subscription.
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut groups = Vec::new();
+                for n in 0..10u64 {
+                    let answers = store
+                        .append_atomic(vec![
+                            request(
+                                &format!("venue-{w}"),
+                                ExpectedRevision::Any,
+                                vec![fact("SlotBooked", n)],
+                            ),
+                            request(
+                                &format!("event-{w}-{n}"),
+                                ExpectedRevision::NoStream,
+                                vec![fact("EventDrafted", n), fact("EventScheduled", n)],
+                            ),
+                        ])
+                        .await
+                        .expect("atomic append");
+                    groups.push((w, n, answers));
+                }
+                groups
+            })
+        })
+        .collect();
+    let seen = take(&mut subscription, 4 * 10 * 3).await;
+    assert_eq!(positions(&seen), (1..=120).collect::<Vec<_>>());
+    for writer in writers {
+        for (w, n, answers) in writer.await.expect("writer") {
+            // The group's facts sit side by side, venue first, and the tail saw them there.
+            let first = answers[0].first_position;
+            assert_eq!(answers[0].last_position, first);
+            assert_eq!(answers[1].first_position, first + 1);
+            assert_eq!(answers[1].last_position, first + 2);
+            let at = |p: u64| seen[usize::try_from(p - 1).expect("index")].stream.clone();
+            assert_eq!(at(first), format!("venue-{w}"));
+            assert_eq!(at(first + 1), format!("event-{w}-{n}"));
+            assert_eq!(at(first + 2), format!("event-{w}-{n}"));
+        }
+    }
+    let unique: HashSet<Uuid> = seen.iter().map(|f| f.fact_id).collect();
+    assert_eq!(unique.len(), 120);
+}
