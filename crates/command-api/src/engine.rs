@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use marquee_domain::event::{self, Event, EventCommand, EventError, EventFact};
 use marquee_domain::venue::{self, Venue, VenueCommand, VenueError, VenueFact};
-use marquee_domain::{FactCodec, Timestamp};
+use marquee_domain::{FactCodec, Timestamp, VenueId};
 use marquee_store::{
     AppendRequest, Appended, EventStore, ExpectedRevision, FactMetadata, IdempotencyWrite,
     IdempotentResponse, NewFact, Snapshot, StoreError,
@@ -266,14 +266,14 @@ impl Engine {
     /// Decides `commands` in turn (each seeing the facts of those before it) against the
     /// stream's current state and appends all their facts atomically with the expected
     /// revision; on a concurrent append by another process, decides them again. `answer` builds
-    /// the success body from the facts before they are appended. How the commands get there
+    /// the success body from the facts (and the state they leave) before they are appended. How the commands get there
     /// depends on the [`CommandMode`].
     pub async fn execute<A: Aggregate>(
         &self,
         stream: &str,
         commands: Vec<A::Command>,
         context: &CommandContext,
-        answer: impl Fn(&[A::Fact]) -> Answer + Send + Sync + 'static,
+        answer: impl Fn(&[A::Fact], &A::State) -> Answer + Send + Sync + 'static,
     ) -> Result<(Accepted<A::Fact>, Answer), ApiError> {
         match self.mode {
             CommandMode::Pipeline => {
@@ -294,14 +294,14 @@ impl Engine {
         stream: &str,
         commands: Vec<A::Command>,
         context: &CommandContext,
-        answer: impl Fn(&[A::Fact]) -> Answer,
+        answer: impl Fn(&[A::Fact], &A::State) -> Answer,
     ) -> Result<(Accepted<A::Fact>, Answer), ApiError> {
         for _ in 0..MAX_ATTEMPTS {
             let loaded = self.load::<A>(stream).await?;
             let now = self.now();
             let mut state = loaded.state;
             let facts = decide_all::<A>(&mut state, &commands, now)?;
-            let mut reply = answer(&facts);
+            let mut reply = answer(&facts, &state);
             if facts.is_empty() {
                 set_position(&mut reply.body, loaded.position);
                 let position = loaded.position;
@@ -320,6 +320,129 @@ impl Engine {
                 }
                 Err(StoreError::WrongExpectedRevision { .. }) => {
                     tracing::debug!(stream, "concurrent append; deciding again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Contention)
+    }
+}
+
+/// An event command that also changes its venue's calendar: which venue, and the commands for
+/// each stream (decided against both streams as the log has them).
+pub struct Scheduling {
+    /// The venue whose calendar changes; `None` when the venue is unknown (the event's own
+    /// decision then refuses the command).
+    pub venue_id: Option<VenueId>,
+    /// What the venue is asked (`BookEvent`, `ReleaseEvent`).
+    pub venue: Vec<VenueCommand>,
+    /// What the event is asked.
+    pub event: Vec<EventCommand>,
+}
+
+impl Engine {
+    /// Runs event commands together with the venue commands that keep the venue's calendar
+    /// right (drafting, rescheduling and cancelling events): loads the event and its venue,
+    /// decides both, and appends both streams' facts in ONE atomic store transaction, each with
+    /// its expected revision (see `marquee_domain::venue` for why this keeps "two events at
+    /// one venue never overlap" true under any interleaving). When either stream moved
+    /// meanwhile, everything is loaded and decided again.
+    ///
+    /// `plan` sees the event as the log has it and says which venue to load; `commands` then
+    /// sees both and returns what to decide. Event commands are decided first, so a refusal
+    /// of the event (a validation error, an unknown venue) is what the caller hears.
+    pub async fn execute_scheduled(
+        &self,
+        event_stream: &str,
+        plan: impl Fn(&Event) -> Result<Option<VenueId>, ApiError>,
+        commands: impl Fn(&Event, &Venue) -> Result<Scheduling, ApiError>,
+        context: &CommandContext,
+        answer: impl Fn(&[EventFact], &Event) -> Answer,
+    ) -> Result<(Accepted<EventFact>, Answer), ApiError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let event = self.load::<EventAggregate>(event_stream).await?;
+            let venue = match plan(&event.state)? {
+                Some(venue_id) => Some(self.load::<VenueAggregate>(&venue_id.stream()).await?),
+                None => None,
+            };
+            let venue_state = venue.as_ref().map(|v| v.state.clone()).unwrap_or_default();
+            let scheduling = commands(&event.state, &venue_state)?;
+            let now = self.now();
+            let mut event_state = event.state;
+            let event_facts =
+                decide_all::<EventAggregate>(&mut event_state, &scheduling.event, now)?;
+            let mut venue_state = venue_state;
+            let venue_facts = match (&venue, scheduling.venue_id) {
+                (Some(_), Some(_)) if venue_state.exists() => {
+                    decide_all::<VenueAggregate>(&mut venue_state, &scheduling.venue, now)?
+                }
+                _ => Vec::new(),
+            };
+            let mut reply = answer(&event_facts, &event_state);
+            let mut requests = Vec::with_capacity(2);
+            if let (Some(venue), Some(venue_id)) = (&venue, scheduling.venue_id)
+                && !venue_facts.is_empty()
+            {
+                let mut request = append_request::<VenueAggregate>(
+                    &venue_id.stream(),
+                    venue.revision,
+                    &venue_facts,
+                    context,
+                    &reply,
+                    now,
+                );
+                request.idempotency = None;
+                requests.push(request);
+            }
+            if !event_facts.is_empty() {
+                requests.push(append_request::<EventAggregate>(
+                    event_stream,
+                    event.revision,
+                    &event_facts,
+                    context,
+                    &reply,
+                    now,
+                ));
+            } else if let Some(only) = requests.first_mut() {
+                // The answer is remembered with whichever stream the command wrote.
+                *only = append_request::<VenueAggregate>(
+                    &only.stream,
+                    venue.as_ref().and_then(|v| v.revision),
+                    &venue_facts,
+                    context,
+                    &reply,
+                    now,
+                );
+            }
+            if requests.is_empty() {
+                set_position(&mut reply.body, event.position);
+                let position = event.position;
+                return Ok((
+                    Accepted {
+                        facts: event_facts,
+                        position,
+                    },
+                    reply,
+                ));
+            }
+            match self.log.store.append_atomic(requests).await {
+                Ok(appended) => {
+                    let position = appended
+                        .iter()
+                        .map(|a| a.last_position)
+                        .max()
+                        .unwrap_or(event.position);
+                    set_position(&mut reply.body, position);
+                    return Ok((
+                        Accepted {
+                            facts: event_facts,
+                            position,
+                        },
+                        reply,
+                    ));
+                }
+                Err(StoreError::WrongExpectedRevision { stream, .. }) => {
+                    tracing::debug!(%stream, "concurrent append to the event or its venue; deciding again");
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use marquee_domain::event::EventError;
 use marquee_domain::venue::VenueError;
+use marquee_payments::GatewayError;
 use marquee_store::StoreError;
 use serde_json::{Value, json};
 
@@ -62,6 +63,15 @@ pub enum ApiError {
     /// A stored fact could not be decoded.
     #[error("corrupt fact: {0}")]
     Decode(#[from] marquee_domain::DecodeError),
+    /// The payment provider refused the request or could not be reached; nothing was recorded.
+    #[error("payment provider: {0}")]
+    Gateway(#[from] marquee_payments::GatewayError),
+    /// The payment webhook has no secret to verify signatures with.
+    #[error("the payment webhook is not configured (MARQUEE_PAYMENT_WEBHOOK_SECRET)")]
+    WebhookNotConfigured,
+    /// A payment webhook whose signature does not verify.
+    #[error("{0}")]
+    BadSignature(#[from] marquee_payments::SignatureError),
 }
 
 /// The fields of an answer: status, stable code, title, and extra members.
@@ -163,6 +173,30 @@ impl ApiError {
             }
             ApiError::Store(_) | ApiError::Decode(_) | ApiError::Internal(_) => {
                 Problem::new(S::INTERNAL_SERVER_ERROR, "internal", "Internal error")
+            }
+            ApiError::Gateway(GatewayError::InvalidCard(_)) => Problem::new(
+                S::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                "Invalid request",
+            )
+            .with(json!({ "field": "card_number" })),
+            ApiError::Gateway(GatewayError::Unavailable(_)) => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "payment_provider_unavailable",
+                "Payment provider unavailable",
+            ),
+            ApiError::Gateway(_) => Problem::new(
+                S::BAD_GATEWAY,
+                "payment_provider_error",
+                "Payment provider error",
+            ),
+            ApiError::WebhookNotConfigured => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "webhook_not_configured",
+                "Webhook not configured",
+            ),
+            ApiError::BadSignature(_) => {
+                Problem::new(S::UNAUTHORIZED, "invalid_signature", "Invalid signature")
             }
         }
     }
@@ -337,4 +371,26 @@ impl IntoResponse for ApiError {
         );
         response
     }
+}
+
+/// The answer of a command that was accepted (its facts are in the log) but whose request did not
+/// get what it asked for, e.g. a declined payment: a problem+json body under a 4xx status.
+pub(crate) fn problem_answer(
+    status: StatusCode,
+    code: &'static str,
+    title: &'static str,
+    detail: String,
+    extra: Value,
+) -> crate::engine::Answer {
+    let mut body = json!({
+        "type": format!("https://marquee.dev/problems/{code}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    });
+    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+        body.extend(extra);
+    }
+    crate::engine::Answer { status, body }
 }

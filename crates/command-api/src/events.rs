@@ -5,8 +5,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{patch, post, put};
-use marquee_domain::event::{Attendee, DetailsChange, EventCommand, EventFact, VenueInfo};
-use marquee_domain::venue::Venue;
+use marquee_domain::event::{
+    Answers, Attendee, DetailsChange, Event, EventCommand, EventFact, PolicyChange, Question,
+    RegistrationStatus, VenueInfo,
+};
+use marquee_domain::venue::{Venue, VenueCommand};
 use marquee_domain::{
     EventId, Money, RegistrationId, TicketCode, TicketTypeId, Timestamp, VenueId,
 };
@@ -15,7 +18,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::CommandState;
-use crate::engine::{Answer, EventAggregate, VenueAggregate};
+use crate::engine::{Answer, EventAggregate, Scheduling, VenueAggregate};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, RequestMeta, parse_id};
 use crate::idempotency::respond;
@@ -29,6 +32,8 @@ pub fn router() -> Router<CommandState> {
         .route("/v1/events/{event_id}/publish", post(publish))
         .route("/v1/events/{event_id}/cancel", post(cancel))
         .route("/v1/events/{event_id}/capacity", put(change_capacity))
+        .route("/v1/events/{event_id}/reschedule", post(reschedule))
+        .route("/v1/events/{event_id}/questions", put(set_questions))
         .route("/v1/events/{event_id}/reservations", post(reserve))
         .route(
             "/v1/events/{event_id}/reservations/{registration_id}/cancel",
@@ -63,7 +68,7 @@ async fn run_event(
 ) -> Result<Answer, ApiError> {
     let (_, answer) = state
         .engine
-        .execute::<EventAggregate>(&event_id.stream(), commands, context, move |_| Answer {
+        .execute::<EventAggregate>(&event_id.stream(), commands, context, move |_, _| Answer {
             status,
             body: body.clone(),
         })
@@ -90,6 +95,41 @@ struct DraftEventBody {
     capacity: Option<u32>,
     #[serde(default)]
     max_per_order: Option<u32>,
+    #[serde(flatten)]
+    policy: PolicyBody,
+    /// Registration questions.
+    #[serde(default)]
+    questions: Option<Vec<Question>>,
+}
+
+/// The event policy fields a draft or a PATCH may carry.
+#[derive(Debug, Default, Deserialize)]
+struct PolicyBody {
+    /// Seconds a paid reservation's seats are held for payment (default 900).
+    #[serde(default)]
+    hold_seconds: Option<u32>,
+    /// Seconds a waitlist offer stays open (default 86400).
+    #[serde(default)]
+    offer_seconds: Option<u32>,
+    /// Attendees may cancel until then (default: the event's start).
+    #[serde(default)]
+    cancellation_deadline: Option<Timestamp>,
+    /// Most seats per attendee (e-mail address); 0 removes the limit.
+    #[serde(default)]
+    max_per_attendee: Option<u32>,
+}
+
+impl PolicyBody {
+    /// The `ChangePolicy` command, if any field is set.
+    fn command(&self) -> Option<EventCommand> {
+        let change = PolicyChange {
+            hold_seconds: self.hold_seconds,
+            offer_seconds: self.offer_seconds,
+            cancellation_deadline: self.cancellation_deadline,
+            max_per_attendee: self.max_per_attendee,
+        };
+        (change != PolicyChange::default()).then_some(EventCommand::ChangePolicy(change))
+    }
 }
 
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
@@ -101,37 +141,53 @@ async fn draft_event(
     let b = body.value;
     respond(&state.clone(), &meta, &body.raw, |context| async move {
         let venue_id = VenueId(b.venue_id);
-        let venue = state
-            .engine
-            .load::<VenueAggregate>(&venue_id.stream())
-            .await?
-            .state;
-        let info = venue.exists().then_some(VenueInfo {
-            venue_id,
-            capacity: venue.capacity,
-        });
         let event_id = EventId(Uuid::now_v7());
-        let command = EventCommand::DraftEvent {
-            event_id,
-            venue: info,
-            title: b.title,
-            description: b.description,
-            category: b.category,
-            starts_at: b.starts_at,
-            ends_at: b.ends_at,
-            timezone: b.timezone.unwrap_or(venue.timezone),
-            capacity: b.capacity,
-            max_per_order: b.max_per_order,
-        };
-        run_event(
-            &state,
-            event_id,
-            vec![command],
-            &context,
-            StatusCode::CREATED,
-            json!({ "event_id": event_id, "status": "draft" }),
-        )
-        .await
+        let (_, answer) = state
+            .engine
+            .execute_scheduled(
+                &event_id.stream(),
+                |_| Ok(Some(venue_id)),
+                |_, venue| {
+                    let info = venue.exists().then_some(VenueInfo {
+                        venue_id,
+                        capacity: venue.capacity,
+                    });
+                    let mut event = vec![EventCommand::DraftEvent {
+                        event_id,
+                        venue: info,
+                        title: b.title.clone(),
+                        description: b.description.clone(),
+                        category: b.category.clone(),
+                        starts_at: b.starts_at,
+                        ends_at: b.ends_at,
+                        timezone: b.timezone.clone().unwrap_or_else(|| venue.timezone.clone()),
+                        capacity: b.capacity,
+                        max_per_order: b.max_per_order,
+                    }];
+                    event.extend(b.policy.command());
+                    if let Some(questions) = &b.questions {
+                        event.push(EventCommand::SetQuestions {
+                            questions: questions.clone(),
+                        });
+                    }
+                    Ok(Scheduling {
+                        venue_id: Some(venue_id),
+                        venue: vec![VenueCommand::BookEvent {
+                            event_id,
+                            starts_at: b.starts_at,
+                            ends_at: b.ends_at,
+                        }],
+                        event,
+                    })
+                },
+                &context,
+                move |_, _| Answer {
+                    status: StatusCode::CREATED,
+                    body: json!({ "event_id": event_id, "status": "draft" }),
+                },
+            )
+            .await?;
+        Ok(answer)
     })
     .await
 }
@@ -154,6 +210,8 @@ struct UpdateEventBody {
     timezone: Option<String>,
     #[serde(default)]
     max_per_order: Option<u32>,
+    #[serde(flatten)]
+    policy: PolicyBody,
 }
 
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
@@ -166,6 +224,7 @@ async fn update_event(
     let b = body.value;
     respond(&state.clone(), &meta, &body.raw, |context| async move {
         let event_id = EventId(parse_id(&event_id, "event")?);
+        let moves = b.starts_at.is_some() || b.ends_at.is_some();
         let change = DetailsChange {
             title: b.title,
             description: b.description,
@@ -175,15 +234,141 @@ async fn update_event(
             timezone: b.timezone,
             max_per_order: b.max_per_order,
         };
-        run_event(
-            &state,
-            event_id,
-            vec![EventCommand::UpdateDetails(change)],
-            &context,
-            StatusCode::OK,
-            json!({ "event_id": event_id }),
-        )
-        .await
+        let mut commands = vec![EventCommand::UpdateDetails(change)];
+        commands.extend(b.policy.command());
+        let answer = move |_: &[EventFact], _: &Event| Answer {
+            status: StatusCode::OK,
+            body: json!({ "event_id": event_id }),
+        };
+        if !moves {
+            let (_, answer) = state
+                .engine
+                .execute::<EventAggregate>(&event_id.stream(), commands, &context, answer)
+                .await?;
+            return Ok(answer);
+        }
+        // New times move the event's slot in its venue's calendar, in the same transaction.
+        let (_, answer) = state
+            .engine
+            .execute_scheduled(
+                &event_id.stream(),
+                |event| Ok(event.venue_id),
+                |event, _| {
+                    let starts_at = b.starts_at.or(event.starts_at);
+                    let ends_at = b.ends_at.or(event.ends_at);
+                    Ok(Scheduling {
+                        venue_id: event.venue_id,
+                        venue: slot(event, starts_at, ends_at),
+                        event: commands.clone(),
+                    })
+                },
+                &context,
+                answer,
+            )
+            .await?;
+        Ok(answer)
+    })
+    .await
+}
+
+/// The venue command that books `event`'s new slot, if the event exists and the times are
+/// known and in order (the event's own decision reports anything else).
+fn slot(
+    event: &Event,
+    starts_at: Option<Timestamp>,
+    ends_at: Option<Timestamp>,
+) -> Vec<VenueCommand> {
+    match (event.id, starts_at, ends_at) {
+        (Some(event_id), Some(starts_at), Some(ends_at)) if starts_at < ends_at => {
+            vec![VenueCommand::BookEvent {
+                event_id,
+                starts_at,
+                ends_at,
+            }]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Body of `POST /v1/events/{id}/reschedule`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RescheduleBody {
+    starts_at: Timestamp,
+    ends_at: Timestamp,
+}
+
+#[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
+async fn reschedule(
+    State(state): State<CommandState>,
+    Path(event_id): Path<String>,
+    meta: RequestMeta,
+    body: JsonBody<RescheduleBody>,
+) -> Response {
+    let b = body.value;
+    respond(&state.clone(), &meta, &body.raw, |context| async move {
+        let event_id = EventId(parse_id(&event_id, "event")?);
+        let (_, answer) = state
+            .engine
+            .execute_scheduled(
+                &event_id.stream(),
+                |event| Ok(event.venue_id),
+                |event, _| {
+                    Ok(Scheduling {
+                        venue_id: event.venue_id,
+                        venue: slot(event, Some(b.starts_at), Some(b.ends_at)),
+                        event: vec![EventCommand::Reschedule {
+                            starts_at: b.starts_at,
+                            ends_at: b.ends_at,
+                        }],
+                    })
+                },
+                &context,
+                move |_, _| Answer {
+                    status: StatusCode::OK,
+                    body: json!({
+                        "event_id": event_id,
+                        "starts_at": b.starts_at,
+                        "ends_at": b.ends_at,
+                    }),
+                },
+            )
+            .await?;
+        Ok(answer)
+    })
+    .await
+}
+
+/// Body of `PUT /v1/events/{id}/questions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuestionsBody {
+    questions: Vec<Question>,
+}
+
+#[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
+async fn set_questions(
+    State(state): State<CommandState>,
+    Path(event_id): Path<String>,
+    meta: RequestMeta,
+    body: JsonBody<QuestionsBody>,
+) -> Response {
+    let questions = body.value.questions;
+    respond(&state.clone(), &meta, &body.raw, |context| async move {
+        let event_id = EventId(parse_id(&event_id, "event")?);
+        let (_, answer) = state
+            .engine
+            .execute::<EventAggregate>(
+                &event_id.stream(),
+                vec![EventCommand::SetQuestions { questions }],
+                &context,
+                move |_, event| Answer {
+                    status: StatusCode::OK,
+                    body: json!({ "event_id": event_id, "questions": event.questions }),
+                },
+            )
+            .await?;
+        Ok(answer)
     })
     .await
 }
@@ -278,15 +463,48 @@ async fn cancel(
     let reason = body.value.reason;
     respond(&state.clone(), &meta, &body.raw, |context| async move {
         let event_id = EventId(parse_id(&event_id, "event")?);
-        run_event(
-            &state,
-            event_id,
-            vec![EventCommand::Cancel { reason }],
-            &context,
-            StatusCode::OK,
-            json!({ "event_id": event_id, "status": "cancelled" }),
-        )
-        .await
+        // Cancelling frees the event's slot in its venue's calendar, in the same transaction.
+        let (_, answer) = state
+            .engine
+            .execute_scheduled(
+                &event_id.stream(),
+                |event| Ok(event.venue_id),
+                |event, _| {
+                    Ok(Scheduling {
+                        venue_id: event.venue_id,
+                        venue: event
+                            .id
+                            .map(|event_id| VenueCommand::ReleaseEvent { event_id })
+                            .into_iter()
+                            .collect(),
+                        event: vec![EventCommand::Cancel {
+                            reason: reason.clone(),
+                        }],
+                    })
+                },
+                &context,
+                move |facts, _| {
+                    let cancelled = facts
+                        .iter()
+                        .filter(|f| matches!(f, EventFact::RegistrationCancelled { .. }))
+                        .count();
+                    let refunds = facts
+                        .iter()
+                        .filter(|f| matches!(f, EventFact::RefundDue { .. }))
+                        .count();
+                    Answer {
+                        status: StatusCode::OK,
+                        body: json!({
+                            "event_id": event_id,
+                            "status": "cancelled",
+                            "registrations_cancelled": cancelled,
+                            "refunds_due": refunds,
+                        }),
+                    }
+                },
+            )
+            .await?;
+        Ok(answer)
     })
     .await
 }
@@ -339,18 +557,30 @@ struct ReserveBody {
     ticket_type_id: Uuid,
     quantity: u32,
     attendee: AttendeeBody,
+    /// Answers to the event's registration questions, by question id.
+    #[serde(default)]
+    answers: Answers,
 }
 
-/// The attendee inside a reservation.
+/// The attendee inside a reservation or a waitlist entry.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AttendeeBody {
+pub(crate) struct AttendeeBody {
     name: String,
     email: String,
 }
 
+impl From<AttendeeBody> for Attendee {
+    fn from(body: AttendeeBody) -> Self {
+        Attendee {
+            name: body.name,
+            email: body.email,
+        }
+    }
+}
+
 /// A fresh ticket code: 128 random bits from the OS-seeded CSPRNG, as 32 hex characters.
-fn new_ticket_code() -> TicketCode {
+pub(crate) fn new_ticket_code() -> TicketCode {
     TicketCode(format!("{:032x}", rand::random::<u128>()))
 }
 
@@ -376,36 +606,52 @@ async fn reserve(
         let command = EventCommand::Reserve {
             registration_id,
             ticket_type_id,
-            attendee: Attendee {
-                name: b.attendee.name,
-                email: b.attendee.email,
-            },
+            attendee: b.attendee.into(),
             quantity: b.quantity,
-            ticket_codes: codes.clone(),
-            answers: Default::default(),
+            ticket_codes: codes,
+            answers: b.answers,
         };
         let (_, answer) = state
             .engine
-            .execute::<EventAggregate>(&event_id.stream(), vec![command], &context, move |facts| {
-                let confirmed = facts
-                    .iter()
-                    .any(|f| matches!(f, EventFact::RegistrationConfirmed { .. }));
-                Answer {
+            .execute::<EventAggregate>(
+                &event_id.stream(),
+                vec![command],
+                &context,
+                move |_, event| Answer {
                     status: StatusCode::CREATED,
-                    body: json!({
-                        "registration_id": registration_id,
-                        "event_id": event_id,
-                        "ticket_type_id": ticket_type_id,
-                        "quantity": b.quantity,
-                        "status": if confirmed { "confirmed" } else { "pending" },
-                        "ticket_codes": codes,
-                    }),
-                }
-            })
+                    body: registration_body(event_id, event, registration_id),
+                },
+            )
             .await?;
         Ok(answer)
     })
     .await
+}
+
+/// What an attendee is told about a registration just made (or claimed from the waitlist):
+/// confirmed with its codes, or held with its price and expiry (the codes are valid at the door
+/// once paid).
+pub(crate) fn registration_body(
+    event_id: EventId,
+    event: &Event,
+    registration_id: RegistrationId,
+) -> serde_json::Value {
+    let Some(registration) = event.registrations.get(&registration_id) else {
+        return json!({ "registration_id": registration_id, "event_id": event_id });
+    };
+    let mut body = json!({
+        "registration_id": registration_id,
+        "event_id": event_id,
+        "ticket_type_id": registration.ticket_type_id,
+        "quantity": registration.quantity,
+        "status": registration.status,
+        "ticket_codes": registration.ticket_codes,
+    });
+    if registration.status == RegistrationStatus::Held {
+        body["price"] = json!(registration.price);
+        body["expires_at"] = json!(registration.hold_expires_at);
+    }
+    body
 }
 
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
@@ -418,15 +664,32 @@ async fn cancel_registration(
     respond(&state.clone(), &meta, &body.raw, |context| async move {
         let event_id = EventId(parse_id(&event_id, "event")?);
         let registration_id = RegistrationId(parse_id(&registration_id, "registration")?);
-        run_event(
-            &state,
-            event_id,
-            vec![EventCommand::CancelRegistration { registration_id }],
-            &context,
-            StatusCode::OK,
-            json!({ "registration_id": registration_id, "event_id": event_id, "status": "cancelled" }),
-        )
-        .await
+        let (_, answer) = state
+            .engine
+            .execute::<EventAggregate>(
+                &event_id.stream(),
+                vec![EventCommand::CancelRegistration { registration_id }],
+                &context,
+                move |facts, _| {
+                    let refund = facts.iter().find_map(|f| match f {
+                        EventFact::RefundDue {
+                            payment_id, amount, ..
+                        } => Some(json!({ "payment_id": payment_id, "amount": amount })),
+                        _ => None,
+                    });
+                    Answer {
+                        status: StatusCode::OK,
+                        body: json!({
+                            "registration_id": registration_id,
+                            "event_id": event_id,
+                            "status": "cancelled",
+                            "refund": refund,
+                        }),
+                    }
+                },
+            )
+            .await?;
+        Ok(answer)
     })
     .await
 }

@@ -141,10 +141,18 @@ fn into_response(outcome: Result<Answer, ApiError>) -> Response {
     }
 }
 
-/// A success answer: JSON body plus the `Marquee-Position` header taken from its `position`.
+/// An accepted command's answer: JSON body plus the `Marquee-Position` header taken from its
+/// `position`. An accepted command can still answer 4xx (a declined payment was recorded, but
+/// the client's request did not succeed): such a body is a problem+json document.
 pub fn answer_response(status: StatusCode, body: Value) -> Response {
     let position = body.get("position").and_then(Value::as_u64);
     let mut response = (status, axum::Json(body)).into_response();
+    if status.is_client_error() || status.is_server_error() {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+    }
     if let Some(position) = position {
         response
             .headers_mut()
@@ -156,12 +164,6 @@ pub fn answer_response(status: StatusCode, body: Value) -> Response {
 fn replay(first: IdempotentResponse) -> Response {
     let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::OK);
     let mut response = answer_response(status, first.body);
-    if status.is_client_error() || status.is_server_error() {
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-    }
     response
         .headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));

@@ -9,13 +9,16 @@
 //! What must not live here: business rules (they are in `marquee-domain`) and SQL (it is in
 //! `marquee-store`).
 
+pub mod check_ins;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
+pub mod payments;
 pub mod pipeline;
 pub mod venues;
+pub mod waitlist;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,6 +27,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use marquee_domain::Timestamp;
+use marquee_payments::{PaymentGateway, TestGateway};
 use marquee_store::EventStore;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -42,6 +46,11 @@ pub struct CommandState {
     pub engine: Arc<Engine>,
     /// Idempotency keys being processed right now.
     pub in_flight: Arc<InFlight>,
+    /// Takes card payments for held seats.
+    pub payments: Arc<dyn PaymentGateway>,
+    /// Shared secret of the payment provider's signed webhooks; without one the webhook route
+    /// refuses every call (`503 webhook_not_configured`).
+    pub webhook_secret: Option<Arc<[u8]>>,
 }
 
 impl CommandState {
@@ -71,7 +80,20 @@ impl CommandState {
         Self {
             engine: Arc::new(engine),
             in_flight: Arc::new(InFlight::default()),
+            payments: Arc::new(TestGateway::new()),
+            webhook_secret: None,
         }
+    }
+
+    /// The same state taking payments through `gateway`, verifying webhooks with `secret`.
+    pub fn with_payments(
+        mut self,
+        gateway: Arc<dyn PaymentGateway>,
+        secret: Option<Vec<u8>>,
+    ) -> Self {
+        self.payments = gateway;
+        self.webhook_secret = secret.filter(|s| !s.is_empty()).map(Arc::from);
+        self
     }
 }
 
@@ -80,6 +102,9 @@ pub fn router(state: CommandState) -> Router {
     Router::new()
         .merge(venues::router())
         .merge(events::router())
+        .merge(payments::router())
+        .merge(waitlist::router())
+        .merge(check_ins::router())
         .route("/health", axum::routing::get(health))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -10,8 +10,10 @@
 //! fsync, expected revisions chained `r`, `r + k₁`, `r + k₁ + k₂`, … Every caller gets its own
 //! answer: a refused command is answered at once and changes nothing for the others.
 //!
-//! **Several processes.** Nothing here assumes this process is the only writer. Every append
-//! still carries its expected revision. When another process appended first, the links of the
+//! **Several processes.** Nothing here assumes this process is the only writer. Before each
+//! batch the decider reads what the log holds beyond its revision, so refusals and no-ops are
+//! decided on the log as it is, not as this process last saw it. Every append still carries
+//! its expected revision. When another process appended first, the links of the
 //! chain from the first refused one on come back `WrongExpectedRevision`; the decider drops its
 //! state, reloads the stream (snapshot + tail) and decides those commands again, up to
 //! [`MAX_ATTEMPTS`] times, after which they are answered `409 conflict`.
@@ -41,7 +43,7 @@ use crate::error::ApiError;
 const QUEUE: usize = 4096;
 
 /// Builds an accepted command's answer from its facts (again, if it is decided again).
-pub(crate) type AnswerFn<F> = Box<dyn Fn(&[F]) -> Answer + Send + Sync>;
+pub(crate) type AnswerFn<F, S> = Box<dyn Fn(&[F], &S) -> Answer + Send + Sync>;
 
 type Outcome<F> = Result<(Accepted<F>, Answer), ApiError>;
 
@@ -49,7 +51,7 @@ type Outcome<F> = Result<(Accepted<F>, Answer), ApiError>;
 struct Job<A: Aggregate> {
     commands: Vec<A::Command>,
     context: CommandContext,
-    answer: AnswerFn<A::Fact>,
+    answer: AnswerFn<A::Fact, A::State>,
     reply: oneshot::Sender<Outcome<A::Fact>>,
 }
 
@@ -108,7 +110,7 @@ impl<A: Aggregate> Pipelines<A> {
         stream: &str,
         commands: Vec<A::Command>,
         context: CommandContext,
-        answer: AnswerFn<A::Fact>,
+        answer: AnswerFn<A::Fact, A::State>,
     ) -> Outcome<A::Fact> {
         let (reply, answered) = oneshot::channel();
         let mut job = Job {
@@ -163,7 +165,6 @@ impl<A: Aggregate> Pipelines<A> {
         mut queue: mpsc::Receiver<Job<A>>,
     ) {
         let mut state = lock(&self.cache).take(&stream);
-        let mut fresh = false;
         let mut jobs = Vec::with_capacity(self.options.max_batch);
         let mut retiring = false;
         loop {
@@ -185,11 +186,12 @@ impl<A: Aggregate> Pipelines<A> {
             if received == 0 {
                 break;
             }
-            if !fresh {
-                // A cached aggregate is checked against the log before it decides anything.
-                state = self.ready(&stream, state).await;
-                fresh = true;
-            }
+            // The aggregate is checked against the log before every batch, not only when the
+            // decider starts: another process (or another path of this one) may have appended
+            // since, and a refusal or a no-op is answered from this state without an append
+            // that would notice. Usually one indexed read that finds nothing; in a rush it is
+            // one read per batch of up to `max_batch` commands.
+            state = self.ready(&stream, state).await;
             state = self
                 .decide_batch(&stream, state, std::mem::take(&mut jobs))
                 .await;
@@ -295,7 +297,7 @@ impl<A: Aggregate> Pipelines<A> {
             match decide_all::<A>(&mut loaded.state, &job.commands, now) {
                 Err(refused) => job.finish(Err(refused)),
                 Ok(facts) => {
-                    let answer = (job.answer)(&facts);
+                    let answer = (job.answer)(&facts, &loaded.state);
                     if !facts.is_empty() {
                         requests.push(append_request::<A>(
                             stream,

@@ -61,7 +61,7 @@ async fn create_venue(
         };
         let (_, answer) = state
             .engine
-            .execute::<VenueAggregate>(&venue_id.stream(), vec![command], &context, move |_| {
+            .execute::<VenueAggregate>(&venue_id.stream(), vec![command], &context, move |_, _| {
                 Answer {
                     status: StatusCode::CREATED,
                     body: json!({ "venue_id": venue_id }),
@@ -107,7 +107,7 @@ async fn update_venue(
         }
         let (_, answer) = state
             .engine
-            .execute::<VenueAggregate>(&venue_id.stream(), commands, &context, move |_| Answer {
+            .execute::<VenueAggregate>(&venue_id.stream(), commands, &context, move |_, _| Answer {
                 status: StatusCode::OK,
                 body: json!({ "venue_id": venue_id }),
             })

@@ -44,7 +44,7 @@ fn context() -> CommandContext {
     }
 }
 
-fn ok<F>(_: &[F]) -> Answer {
+fn ok<F, S>(_: &[F], _: &S) -> Answer {
     Answer {
         status: StatusCode::OK,
         body: json!({}),

@@ -29,7 +29,7 @@ fn context() -> CommandContext {
     }
 }
 
-fn ok(_: &[marquee_domain::event::EventFact]) -> Answer {
+fn ok(_: &[marquee_domain::event::EventFact], _: &marquee_domain::event::Event) -> Answer {
     Answer {
         status: StatusCode::OK,
         body: json!({}),
@@ -52,7 +52,7 @@ async fn event_with_reservations(engine: &Engine, reservations: usize) -> String
                 timezone: "Europe/Oslo".into(),
             }],
             &context(),
-            |_| Answer {
+            |_, _| Answer {
                 status: StatusCode::OK,
                 body: json!({}),
             },

@@ -1,0 +1,191 @@
+//! `/v1/events/{id}/waitlist`: joining a sold-out ticket type's line, taking up an offer, and
+//! leaving. The rules (join order, offers, head of line first) are the domain's
+//! (`marquee_domain::event::waitlist`).
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::post;
+use marquee_domain::event::MAX_PER_ORDER_LIMIT;
+use marquee_domain::event::{Answers, EventCommand, EventFact, WaitlistStatus};
+use marquee_domain::{EventId, RegistrationId, TicketTypeId, WaitlistEntryId};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::CommandState;
+use crate::engine::{Answer, EventAggregate};
+use crate::events::{AttendeeBody, new_ticket_code, registration_body};
+use crate::extract::{JsonBody, OptionalJsonBody, RequestMeta, parse_id};
+use crate::idempotency::respond;
+
+/// The waitlist routes.
+pub fn router() -> Router<CommandState> {
+    Router::new()
+        .route("/v1/events/{event_id}/waitlist", post(join))
+        .route(
+            "/v1/events/{event_id}/waitlist/{entry_id}/claim",
+            post(claim),
+        )
+        .route(
+            "/v1/events/{event_id}/waitlist/{entry_id}/leave",
+            post(leave),
+        )
+}
+
+/// Body of `POST /v1/events/{id}/waitlist`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinBody {
+    ticket_type_id: Uuid,
+    /// Seats wanted; an offer is for all of them. Default 1.
+    #[serde(default = "one")]
+    quantity: u32,
+    attendee: AttendeeBody,
+    /// Answers to the event's registration questions, carried into the registration.
+    #[serde(default)]
+    answers: Answers,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
+async fn join(
+    State(state): State<CommandState>,
+    Path(event_id): Path<String>,
+    meta: RequestMeta,
+    body: JsonBody<JoinBody>,
+) -> Response {
+    let b = body.value;
+    respond(&state.clone(), &meta, &body.raw, |context| async move {
+        let event_id = EventId(parse_id(&event_id, "event")?);
+        let entry_id = WaitlistEntryId(Uuid::now_v7());
+        let ticket_type_id = TicketTypeId(b.ticket_type_id);
+        let command = EventCommand::JoinWaitlist {
+            entry_id,
+            ticket_type_id,
+            attendee: b.attendee.into(),
+            quantity: b.quantity,
+            answers: b.answers,
+        };
+        let (_, answer) = state
+            .engine
+            .execute::<EventAggregate>(
+                &event_id.stream(),
+                vec![command],
+                &context,
+                move |_, event| {
+                    let entry = event.waitlist.get(&entry_id);
+                    // Where the entry stands: 1 is next in line.
+                    let place = event
+                        .ticket_types
+                        .get(&ticket_type_id)
+                        .and_then(|t| t.waiting.iter().position(|id| *id == entry_id))
+                        .map(|index| index + 1);
+                    Answer {
+                        status: StatusCode::CREATED,
+                        body: json!({
+                            "entry_id": entry_id,
+                            "event_id": event_id,
+                            "ticket_type_id": ticket_type_id,
+                            "quantity": entry.map(|e| e.quantity),
+                            "status": entry.map(|e| e.status),
+                            "place_in_line": place,
+                            "offer_expires_at": entry.and_then(|e| e.offer_expires_at),
+                        }),
+                    }
+                },
+            )
+            .await?;
+        Ok(answer)
+    })
+    .await
+}
+
+/// Body of the claim and leave commands: empty or `{}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyBody {}
+
+#[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
+async fn claim(
+    State(state): State<CommandState>,
+    Path((event_id, entry_id)): Path<(String, String)>,
+    meta: RequestMeta,
+    body: OptionalJsonBody<EmptyBody>,
+) -> Response {
+    respond(&state.clone(), &meta, &body.raw, |context| async move {
+        let event_id = EventId(parse_id(&event_id, "event")?);
+        let entry_id = WaitlistEntryId(parse_id(&entry_id, "waitlist entry")?);
+        let registration_id = RegistrationId(Uuid::now_v7());
+        // The entry's quantity is only known to the decider: enough codes for any order; the
+        // domain takes one per seat.
+        let codes = (0..MAX_PER_ORDER_LIMIT)
+            .map(|_| new_ticket_code())
+            .collect();
+        let command = EventCommand::ClaimOffer {
+            entry_id,
+            registration_id,
+            ticket_codes: codes,
+        };
+        let (_, answer) = state
+            .engine
+            .execute::<EventAggregate>(
+                &event_id.stream(),
+                vec![command],
+                &context,
+                move |_, event| {
+                    let mut body = registration_body(event_id, event, registration_id);
+                    body["entry_id"] = json!(entry_id);
+                    Answer {
+                        status: StatusCode::CREATED,
+                        body,
+                    }
+                },
+            )
+            .await?;
+        Ok(answer)
+    })
+    .await
+}
+
+#[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
+async fn leave(
+    State(state): State<CommandState>,
+    Path((event_id, entry_id)): Path<(String, String)>,
+    meta: RequestMeta,
+    body: OptionalJsonBody<EmptyBody>,
+) -> Response {
+    respond(&state.clone(), &meta, &body.raw, |context| async move {
+        let event_id = EventId(parse_id(&event_id, "event")?);
+        let entry_id = WaitlistEntryId(parse_id(&entry_id, "waitlist entry")?);
+        let (_, answer) = state
+            .engine
+            .execute::<EventAggregate>(
+                &event_id.stream(),
+                vec![EventCommand::LeaveWaitlist { entry_id }],
+                &context,
+                move |facts, _| {
+                    let offers_made = facts
+                        .iter()
+                        .filter(|f| matches!(f, EventFact::WaitlistOfferMade { .. }))
+                        .count();
+                    Answer {
+                        status: StatusCode::OK,
+                        body: json!({
+                            "entry_id": entry_id,
+                            "event_id": event_id,
+                            "status": WaitlistStatus::Left,
+                            "offers_made": offers_made,
+                        }),
+                    }
+                },
+            )
+            .await?;
+        Ok(answer)
+    })
+    .await
+}
