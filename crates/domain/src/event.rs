@@ -2163,3 +2163,13 @@ fn check_ticket_codes(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_check_in;
+#[cfg(test)]
+mod tests_questions;
+#[cfg(test)]
+mod tests_ticketing;
+#[cfg(test)]
+mod tests_vocabulary;
+#[cfg(test)]
+mod tests_waitlist;

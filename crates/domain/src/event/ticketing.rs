@@ -9,8 +9,9 @@
 //! provider confirms late, a webhook delayed in transit). The seats of an expired hold were
 //! freed at expiry and may already be offered to the waitlist or sold again, so the payment:
 //! - confirms the registration again (`HoldConfirmed { late: true }`) if its seats are still
-//!   free: the event is on sale, nobody waits in line for the ticket type, and the seats are
-//!   available;
+//!   free: the event is on sale, nobody waits in line for the ticket type, the seats are
+//!   available, and the attendee stays within the per-attendee limit (the expired hold stopped
+//!   counting against it, and the attendee may have reserved other seats since);
 //! - otherwise is refunded in full (`RefundDue { reason: late_payment }`).
 //!
 //! It never confirms seats that are not free: a late payment cannot overbook. The same rule
@@ -21,7 +22,7 @@
 use super::waitlist::with_offers;
 use super::{
     Event, EventError, EventFact, EventStatus, PaymentStatus, RefundReason, Registration,
-    RegistrationStatus, has_ended,
+    RegistrationStatus, check_attendee_limit, has_ended,
 };
 use crate::{Money, PaymentId, RegistrationId, Timestamp};
 
@@ -241,7 +242,7 @@ pub(super) fn record_payment(
         // Still held: whatever the clock says, the seats are this registration's until the
         // hold is expired by a fact, so confirming oversells nothing.
         RegistrationStatus::Held => confirmed(false),
-        RegistrationStatus::Expired if seats_still_free(state, registration, now) => {
+        RegistrationStatus::Expired if may_confirm_late(state, registration, now) => {
             confirmed(true)
         }
         RegistrationStatus::Expired => refund(RefundReason::LatePayment),
@@ -255,8 +256,10 @@ pub(super) fn record_payment(
 }
 
 /// Whether an expired registration's seats can be confirmed again: on sale, nobody in line for
-/// the ticket type, and enough seats free.
-fn seats_still_free(state: &Event, registration: &Registration, now: Timestamp) -> bool {
+/// the ticket type, enough seats free, and the attendee within the per-attendee limit. Its
+/// seats stopped counting anywhere when the hold expired, so confirming it again is checked
+/// like a new reservation.
+fn may_confirm_late(state: &Event, registration: &Registration, now: Timestamp) -> bool {
     state.status == EventStatus::Published
         && !has_ended(state, now)
         && state
@@ -264,6 +267,7 @@ fn seats_still_free(state: &Event, registration: &Registration, now: Timestamp) 
             .get(&registration.ticket_type_id)
             .is_some_and(|t| t.waiting.is_empty())
         && state.available(registration.ticket_type_id) >= registration.quantity
+        && check_attendee_limit(state, &registration.attendee.email, registration.quantity).is_ok()
 }
 
 pub(super) fn complete_refund(

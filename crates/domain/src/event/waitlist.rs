@@ -157,6 +157,9 @@ pub(super) fn claim(
     }
     let ticket_codes: Vec<TicketCode> = ticket_codes.into_iter().take(wanted).collect();
     check_ticket_codes(state, &ticket_codes, quantity)?;
+    // Joining checked the limit against the seats the attendee had then; whatever they reserved
+    // while waiting counts now.
+    check_attendee_limit(state, &entry.attendee.email, quantity)?;
     let ticket_type = state
         .ticket_types
         .get(&entry.ticket_type_id)
