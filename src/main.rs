@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use marquee_command_api::CommandState;
 use marquee_command_api::engine::{CommandMode, EngineOptions};
+use marquee_payments::TestGateway;
 use marquee_projector::{JetStreamSource, LeaseConfig, Projector, ReadModels};
 use marquee_query_api::QueryState;
+use marquee_scheduler::{Scheduler, SchedulerConfig};
 use marquee_store::EventStore;
 use tokio::sync::watch;
 
@@ -37,6 +40,9 @@ enum Action {
     QueryApi(QueryApiArgs),
     /// Run only the relay: publishes the log to NATS JetStream (needs `NATS_URL`).
     Relay(RelayArgs),
+    /// Run only the scheduler: expires holds and offers when due and carries out refunds. Any
+    /// number may run: on Postgres one acts at a time (advisory lock), the others stand by.
+    Scheduler(SchedulerArgs),
     /// Manage projections (the read models).
     #[command(subcommand)]
     Projections(ProjectionsAction),
@@ -131,6 +137,55 @@ struct ProjectorArgs {
     projector_id: Option<String>,
 }
 
+/// How payments are taken.
+#[derive(Debug, Clone, Args)]
+struct PaymentArgs {
+    /// The payment gateway. Only `test` is built in: deterministic outcomes by card number
+    /// (see the README); its ledger lives in the process's memory.
+    #[arg(long, env = "MARQUEE_PAYMENT_GATEWAY", default_value = "test")]
+    payment_gateway: String,
+    /// Shared secret of the provider's signed payment webhooks (HMAC-SHA256). With the `test`
+    /// gateway and no secret, a random one is made per process (the test gateway's settle
+    /// route signs with it); other gateways refuse webhooks without it.
+    #[arg(long, env = "MARQUEE_PAYMENT_WEBHOOK_SECRET", hide_env_values = true)]
+    payment_webhook_secret: Option<String>,
+}
+
+impl PaymentArgs {
+    /// The gateway in use and the webhook secret.
+    fn gateway(&self) -> anyhow::Result<(Arc<TestGateway>, Vec<u8>)> {
+        if self.payment_gateway != "test" {
+            anyhow::bail!(
+                "unknown payment gateway `{}`; the only built-in gateway is `test`",
+                self.payment_gateway
+            );
+        }
+        let secret = match &self.payment_webhook_secret {
+            Some(secret) if !secret.is_empty() => secret.as_bytes().to_vec(),
+            _ => {
+                tracing::info!(
+                    "no MARQUEE_PAYMENT_WEBHOOK_SECRET: using a random secret for this process (test gateway)"
+                );
+                format!(
+                    "{:032x}{:032x}",
+                    rand::random::<u128>(),
+                    rand::random::<u128>()
+                )
+                .into_bytes()
+            }
+        };
+        Ok((Arc::new(TestGateway::new()), secret))
+    }
+}
+
+#[derive(Debug, Args)]
+struct SchedulerArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    #[command(flatten)]
+    payments: PaymentArgs,
+}
+
 #[derive(Debug, Args)]
 struct RelayArgs {
     #[command(flatten)]
@@ -170,6 +225,8 @@ struct ServeArgs {
     nats: NatsArgs,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    payments: PaymentArgs,
     /// Address of the command API.
     #[arg(long, env = "MARQUEE_COMMAND_ADDR", default_value = "127.0.0.1:8080")]
     command_addr: SocketAddr,
@@ -187,6 +244,8 @@ struct CommandApiArgs {
     storage: StorageArgs,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    payments: PaymentArgs,
     /// Address of the command API.
     #[arg(long, env = "MARQUEE_COMMAND_ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -226,7 +285,20 @@ async fn main() -> anyhow::Result<()> {
         Action::Serve(args) => serve(args, stopped).await,
         Action::CommandApi(args) => {
             let store = open_store(&args.storage).await?;
-            run_command_api(store, args.addr, args.engine.options(), stopped).await
+            let state = command_state(store, &args.engine, &args.payments)?;
+            run_command_api(state, args.addr, stopped).await
+        }
+        Action::Scheduler(args) => {
+            let store = open_store(&args.storage).await?;
+            let read = ReadModels::connect(&args.storage.url())
+                .await
+                .context("opening the read models")?;
+            let (gateway, _) = args.payments.gateway()?;
+            let engine = Arc::new(marquee_command_api::engine::Engine::new(
+                store,
+                Arc::new(chrono::Utc::now),
+            ));
+            run_scheduler(engine, read, gateway, &args.storage.url(), stopped).await
         }
         Action::Relay(args) => {
             let config = args
@@ -284,23 +356,65 @@ async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Resul
         .nats
         .relay_config()
         .map(|config| tokio::spawn(run_relay(store.clone(), config, stopped.clone())));
-    let query_state = QueryState::new(read, store.clone())
+    let query_state = QueryState::new(read.clone(), store.clone())
         .with_min_position_timeout(Duration::from_millis(args.min_position_timeout_ms));
-    let commands = run_command_api(
-        store,
-        args.command_addr,
-        args.engine.options(),
+    let command_state = command_state(store, &args.engine, &args.payments)?;
+    // The scheduler shares the command API's engine, so its timed commands queue to the same
+    // per-stream deciders as everyone else's.
+    let scheduler = tokio::spawn(run_scheduler(
+        command_state.engine.clone(),
+        read,
+        command_state.payments.clone(),
+        &args.storage.url(),
         stopped.clone(),
-    );
+    ));
+    let commands = run_command_api(command_state, args.command_addr, stopped.clone());
     let queries = run_query_api(query_state, args.query_addr, stopped);
     let (commands, queries) = tokio::join!(commands, queries);
     projector.await.context("projector task")?;
+    scheduler.await.context("scheduler task")??;
     if let Some(relay) = relay {
         relay.await.context("relay task")??;
     }
     commands?;
     queries?;
     Ok(())
+}
+
+/// The command API's state: the log, the engine options and the payment gateway.
+fn command_state(
+    store: Arc<dyn EventStore>,
+    engine: &EngineArgs,
+    payments: &PaymentArgs,
+) -> anyhow::Result<CommandState> {
+    let (gateway, secret) = payments.gateway()?;
+    Ok(
+        CommandState::with_options(store, engine.options())
+            .with_test_gateway(gateway, Some(secret)),
+    )
+}
+
+/// Runs the scheduler until shutdown. On Postgres read models it acts only while it holds the
+/// scheduler lock, so replicas can run side by side.
+fn run_scheduler(
+    engine: Arc<marquee_command_api::engine::Engine>,
+    read: ReadModels,
+    gateway: Arc<dyn marquee_payments::PaymentGateway>,
+    url: &str,
+    stopped: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = anyhow::Result<()>> + Send + 'static {
+    let config = SchedulerConfig {
+        leader_lock_url: (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+            .then(|| url.to_owned()),
+        ..SchedulerConfig::default()
+    };
+    async move {
+        println!("marquee: scheduler running");
+        Scheduler::new(engine, Arc::new(read), gateway, config)
+            .run(shutdown(stopped))
+            .await
+            .context("scheduler")
+    }
 }
 
 /// `marquee projections rebuild`: a progress bar on a terminal (stderr), one line on stdout.
@@ -380,12 +494,10 @@ fn redact(url: &str) -> String {
 }
 
 async fn run_command_api(
-    store: Arc<dyn EventStore>,
+    state: CommandState,
     addr: SocketAddr,
-    engine: EngineOptions,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let state = marquee_command_api::CommandState::with_options(store, engine);
     let app = marquee_command_api::Application::build(addr, state)
         .await
         .with_context(|| format!("binding the command API to {addr}"))?;

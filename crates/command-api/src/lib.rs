@@ -48,6 +48,9 @@ pub struct CommandState {
     pub in_flight: Arc<InFlight>,
     /// Takes card payments for held seats.
     pub payments: Arc<dyn PaymentGateway>,
+    /// The built-in test gateway, when it is the one in use: it can also play the provider's
+    /// asynchronous confirmation (`POST /v1/payments/test-gateway/settle`).
+    pub test_gateway: Option<Arc<TestGateway>>,
     /// Shared secret of the payment provider's signed webhooks; without one the webhook route
     /// refuses every call (`503 webhook_not_configured`).
     pub webhook_secret: Option<Arc<[u8]>>,
@@ -77,10 +80,12 @@ impl CommandState {
     }
 
     fn from_engine(engine: Engine) -> Self {
+        let test_gateway = Arc::new(TestGateway::new());
         Self {
             engine: Arc::new(engine),
             in_flight: Arc::new(InFlight::default()),
-            payments: Arc::new(TestGateway::new()),
+            payments: test_gateway.clone(),
+            test_gateway: Some(test_gateway),
             webhook_secret: None,
         }
     }
@@ -92,6 +97,16 @@ impl CommandState {
         secret: Option<Vec<u8>>,
     ) -> Self {
         self.payments = gateway;
+        self.test_gateway = None;
+        self.webhook_secret = secret.filter(|s| !s.is_empty()).map(Arc::from);
+        self
+    }
+
+    /// The same state taking payments through the built-in test gateway, verifying webhooks
+    /// with `secret`.
+    pub fn with_test_gateway(mut self, gateway: Arc<TestGateway>, secret: Option<Vec<u8>>) -> Self {
+        self.payments = gateway.clone();
+        self.test_gateway = Some(gateway);
         self.webhook_secret = secret.filter(|s| !s.is_empty()).map(Arc::from);
         self
     }

@@ -38,6 +38,69 @@ pub fn router() -> Router<CommandState> {
             post(pay),
         )
         .route("/v1/payments/webhook", post(payment_webhook))
+        .route(
+            "/v1/payments/test-gateway/settle",
+            post(settle_test_payment),
+        )
+}
+
+/// Body of `POST /v1/payments/test-gateway/settle`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettleBody {
+    payment_id: String,
+    event_id: Uuid,
+    registration_id: Uuid,
+    /// Whether the provider takes the money (`true`) or fails the payment.
+    succeeded: bool,
+}
+
+/// Plays the payment provider of the built-in test gateway: settles a pending payment and
+/// delivers the signed webhook the provider would send, through the same verification as any
+/// webhook. 404 unless the test gateway is the one in use.
+#[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
+async fn settle_test_payment(
+    State(state): State<CommandState>,
+    meta: RequestMeta,
+    body: JsonBody<SettleBody>,
+) -> Response {
+    let outcome = async {
+        let gateway = state
+            .test_gateway
+            .as_ref()
+            .ok_or(ApiError::NotFound("test gateway"))?;
+        let secret = state
+            .webhook_secret
+            .as_ref()
+            .ok_or(ApiError::WebhookNotConfigured)?;
+        let b = &body.value;
+        let (signature, notification) = gateway
+            .notification(
+                &b.payment_id,
+                b.event_id,
+                b.registration_id,
+                b.succeeded,
+                state.engine.now().timestamp(),
+                secret,
+            )
+            .map_err(|e| match e {
+                marquee_payments::GatewayError::UnknownPayment(_) => ApiError::NotFound("payment"),
+                other => ApiError::Gateway(other),
+            })?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            SIGNATURE_HEADER,
+            signature
+                .parse()
+                .map_err(|_| ApiError::Internal("unsigned test notification".into()))?,
+        );
+        webhook_inner(&state, &meta, &headers, &notification).await
+    }
+    .await;
+    match outcome {
+        Ok(answer) => answer_response(answer.status, answer.body),
+        Err(error) => error.into_response(),
+    }
 }
 
 /// Body of `POST …/pay`.
