@@ -231,16 +231,19 @@ impl Api {
         Ok(created.venue_id)
     }
 
-    /// Drafts an event of `capacity` seats at `venue_id` a month from now, adds one free ticket
-    /// type of `quantity` seats, and publishes it.
+    /// Drafts an event of `capacity` seats at `venue_id` a month from now (in time slot
+    /// `slot`: events at one venue may not overlap), adds one free ticket type of `quantity`
+    /// seats, and publishes it.
     pub async fn free_event(
         &self,
         venue_id: Uuid,
+        slot: usize,
         title: &str,
         capacity: u32,
         quantity: u32,
     ) -> anyhow::Result<OnSale> {
-        let starts_at = Utc::now() + chrono::Duration::days(30);
+        let slot = i64::try_from(slot).unwrap_or(i64::MAX / 4);
+        let starts_at = Utc::now() + chrono::Duration::days(30) + chrono::Duration::hours(4 * slot);
         let event = NewEvent {
             venue_id,
             title,
@@ -299,7 +302,10 @@ impl Api {
                         return anyhow::Ok(made);
                     }
                     let title = format!("Bench event {n}");
-                    made.push(api.free_event(venue_id, &title, capacity, capacity).await?);
+                    made.push(
+                        api.free_event(venue_id, n, &title, capacity, capacity)
+                            .await?,
+                    );
                 }
             });
         }

@@ -67,7 +67,7 @@ pub async fn run(args: RushArgs) -> anyhow::Result<()> {
     );
     let venue_id = api.venue(args.seats).await?;
     let sale = api
-        .free_event(venue_id, "Rush", args.seats, args.seats)
+        .free_event(venue_id, 0, "Rush", args.seats, args.seats)
         .await?;
     eprintln!(
         "rush: {} clients make {} one-seat reservations of event {}",

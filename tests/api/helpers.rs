@@ -247,9 +247,13 @@ impl TestApp {
             .to_owned()
     }
 
-    /// Drafts an event at a venue, a month from now, and returns its id.
+    /// Drafts an event at a venue, a month from now, and returns its id. Each call takes a slot
+    /// of its own: two events at one venue may not overlap.
     pub async fn draft_event(&self, venue_id: &str, title: &str) -> String {
-        let starts = chrono::Utc::now() + chrono::Duration::days(30);
+        static SLOT: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+        let slot = SLOT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let starts =
+            chrono::Utc::now() + chrono::Duration::days(30) + chrono::Duration::hours(4 * slot);
         let reply = self
             .post(
                 "/v1/events",

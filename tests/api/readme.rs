@@ -61,7 +61,7 @@ async fn the_readme_walkthrough_works_as_written() {
     assert!(stdout.contains("\"status\":\"confirmed\""), "{stdout}");
     assert!(stdout.contains("\"code\":\"sold_out\""), "{stdout}");
     assert!(
-        stdout.contains("\"quantity\":3,\"confirmed\":2,\"available\":1"),
+        stdout.contains("\"quantity\":3,\"confirmed\":2,\"held\":0,\"offered\":0,\"available\":1"),
         "capacity after the reservation: {stdout}"
     );
     assert!(

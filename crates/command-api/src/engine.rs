@@ -189,10 +189,21 @@ pub(crate) struct Log {
     clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
 }
 
+/// How many locks the venues' scheduling decisions are spread over in one process.
+const VENUE_TURNS: usize = 64;
+
+/// Which of the [`VENUE_TURNS`] locks a venue's scheduling takes.
+fn venue_turn(venue_id: VenueId) -> usize {
+    (venue_id.0.as_u128() % VENUE_TURNS as u128) as usize
+}
+
 /// Runs commands against the log.
 pub struct Engine {
     log: Arc<Log>,
     mode: CommandMode,
+    /// One turn at a time per venue for scheduling decisions (see
+    /// [`Engine::execute_scheduled`]), striped over a fixed number of locks.
+    venue_turns: Vec<tokio::sync::Mutex<()>>,
     venues: Arc<Pipelines<VenueAggregate>>,
     events: Arc<Pipelines<EventAggregate>>,
 }
@@ -215,6 +226,9 @@ impl Engine {
         let log = Arc::new(Log { store, clock });
         Self {
             mode: options.mode,
+            venue_turns: (0..VENUE_TURNS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
             venues: Arc::new(Pipelines::new(log.clone(), &options)),
             events: Arc::new(Pipelines::new(log.clone(), &options)),
             log,
@@ -359,9 +373,19 @@ impl Engine {
         context: &CommandContext,
         answer: impl Fn(&[EventFact], &Event) -> Answer,
     ) -> Result<(Accepted<EventFact>, Answer), ApiError> {
+        // Scheduling at one venue is serialized inside this process, so concurrent drafts at a
+        // busy venue queue here instead of racing for the venue's revision; across processes
+        // the expected revisions (and the retries below) still decide.
+        let mut _venue_turn = None;
         for _ in 0..MAX_ATTEMPTS {
             let event = self.load::<EventAggregate>(event_stream).await?;
-            let venue = match plan(&event.state)? {
+            let venue_id = plan(&event.state)?;
+            if let (None, Some(venue_id)) = (&_venue_turn, venue_id) {
+                _venue_turn = Some(self.venue_turns[venue_turn(venue_id)].lock().await);
+                // Others at this venue may have committed while this one waited.
+                continue;
+            }
+            let venue = match venue_id {
                 Some(venue_id) => Some(self.load::<VenueAggregate>(&venue_id.stream()).await?),
                 None => None,
             };
