@@ -5,14 +5,18 @@
 //! moves the checkpoint, all in one transaction: a crash loses the whole batch or nothing, and a
 //! redelivered fact counts nothing twice. Events touched by a batch are loaded once, changed in
 //! memory and written back once at the end, so a burst of registrations on one event costs one
-//! read and one write, not one per fact. Registrations are handled the same way, set-based
-//! (see `registrations`): loaded with a few statements before the batch, changed in memory,
-//! written with multi-row statements at the end.
+//! read and one write, not one per fact. Registrations, tickets, waitlist entries and timers
+//! are handled the same way, set-based (see `rows`): loaded with a few statements before the
+//! batch, changed in memory, written with multi-row statements at the end. What each ticketing
+//! fact does to them is in [`ticketing`].
+
+mod ticketing;
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use marquee_domain::FactCodec;
-use marquee_domain::event::{DetailsChange, EventFact, EventStatus};
+use marquee_domain::event::{DetailsChange, EventFact, EventStatus, WaitlistStatus};
 use marquee_domain::venue::VenueFact;
 use marquee_store::RecordedFact;
 use sqlx::any::AnyRow;
@@ -22,9 +26,10 @@ use uuid::Uuid;
 use crate::ProjectorError;
 use crate::lease::fence;
 use crate::read_models::{PROJECTION, ReadModels, to_u64};
-use crate::registrations::{Confirmation, Registrations};
+use crate::registrations::Rows;
 use crate::tables::{LIVE, Tables};
 use crate::time::to_text;
+use crate::timers::TimerKind;
 
 /// Applies `facts` (in position order) to the live read models in one transaction and returns
 /// the checkpoint after it. Fails with [`ProjectorError::LeaseLost`], writing nothing, unless
@@ -97,14 +102,7 @@ pub(crate) async fn apply_in(
         return Ok((checkpoint, checkpoint));
     }
     let mut batch = Batch::new(tables);
-    let registration_ids: Vec<String> = decoded
-        .iter()
-        .filter_map(Decoded::registration_id)
-        .collect();
-    batch
-        .registrations
-        .load(&mut *conn, tables, &registration_ids)
-        .await?;
+    batch.preload(&mut *conn, &decoded).await?;
     for fact in decoded {
         batch.apply(&mut *conn, fact).await?;
     }
@@ -128,26 +126,89 @@ enum Decoded {
         event_id: String,
         fact: EventFact,
         position: i64,
+        /// When the log recorded it: the time of facts that carry none of their own.
+        recorded_at: DateTime<Utc>,
     },
 }
 
 impl Decoded {
-    /// The registration a confirmation or cancellation names.
+    /// The registration whose row the fact reads or writes.
     fn registration_id(&self) -> Option<String> {
-        match self {
-            Decoded::Event {
-                fact:
-                    EventFact::RegistrationConfirmed {
-                        registration_id, ..
-                    }
-                    | EventFact::RegistrationCancelled {
-                        registration_id, ..
-                    },
-                ..
+        let Decoded::Event { fact, .. } = self else {
+            return None;
+        };
+        match fact {
+            EventFact::RegistrationConfirmed {
+                registration_id, ..
+            }
+            | EventFact::RegistrationCancelled {
+                registration_id, ..
+            }
+            | EventFact::SeatsHeld {
+                registration_id, ..
+            }
+            | EventFact::HoldConfirmed {
+                registration_id, ..
+            }
+            | EventFact::HoldExpired {
+                registration_id, ..
+            }
+            | EventFact::AnswersGiven {
+                registration_id, ..
+            }
+            | EventFact::PaymentPending {
+                registration_id, ..
+            }
+            | EventFact::PaymentDeclined {
+                registration_id, ..
+            }
+            | EventFact::PaymentReceived {
+                registration_id, ..
+            }
+            | EventFact::RefundDue {
+                registration_id, ..
+            }
+            | EventFact::RefundCompleted {
+                registration_id, ..
             } => Some(registration_id.0.to_string()),
             _ => None,
         }
     }
+
+    /// The waitlist entry whose row the fact reads or writes.
+    fn entry_id(&self) -> Option<String> {
+        let Decoded::Event { fact, .. } = self else {
+            return None;
+        };
+        match fact {
+            EventFact::WaitlistJoined { entry_id, .. }
+            | EventFact::WaitlistOfferMade { entry_id, .. }
+            | EventFact::WaitlistOfferExpired { entry_id, .. }
+            | EventFact::WaitlistOfferClaimed { entry_id, .. }
+            | EventFact::WaitlistLeft { entry_id, .. } => Some(entry_id.0.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The ticket code a door scan (or its revert) names. New tickets are not looked up: they
+    /// are inserted without overwriting (see `rows`).
+    fn ticket_code(&self) -> Option<String> {
+        let Decoded::Event { fact, .. } = self else {
+            return None;
+        };
+        match fact {
+            EventFact::TicketCheckedIn { ticket_code, .. }
+            | EventFact::CheckInReverted { ticket_code, .. } => Some(ticket_code.0.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// Where an event fact applies: its event, its position, and when the log recorded it.
+struct At<'a> {
+    event_id: &'a str,
+    position: i64,
+    recorded_at: DateTime<Utc>,
 }
 
 /// Decodes one fact. Facts this projector does not model, or cannot decode, are logged and
@@ -185,6 +246,7 @@ fn decode(fact: &RecordedFact) -> Option<Decoded> {
                 event_id: id,
                 fact: event_fact,
                 position,
+                recorded_at: fact.recorded_at,
             }),
             Err(error) => {
                 skipped(fact, &error);
@@ -195,14 +257,14 @@ fn decode(fact: &RecordedFact) -> Option<Decoded> {
 }
 
 /// What a batch has touched: events loaded once and written back at the end, and
-/// registrations likewise.
+/// registrations, tickets, waitlist entries and timers likewise.
 struct Batch {
     /// Which table set it writes.
     tables: &'static Tables,
     /// By event id text; `None` caches "no such event in the read models".
     events: HashMap<String, Option<EventDoc>>,
-    /// The registrations the batch's facts name.
-    registrations: Registrations,
+    /// The other rows the batch's facts name.
+    rows: Rows,
 }
 
 /// One `event_listing` row with its `event_capacity` rows.
@@ -227,7 +289,12 @@ struct Listing {
     timezone: String,
     capacity: i64,
     confirmed: i64,
+    held: i64,
+    offered: i64,
+    waitlist: i64,
     available: i64,
+    /// How many entries ever joined the event's waitlist: the next entry's `seq`.
+    waitlist_joined: i64,
     max_per_order: i64,
     min_price_minor: Option<i64>,
     min_price_currency: Option<String>,
@@ -244,22 +311,47 @@ struct TicketTypeRow {
     currency: String,
     quantity: i64,
     confirmed: i64,
+    /// Seats of unpaid holds.
+    held: i64,
+    /// Seats kept for open waitlist offers.
+    offered: i64,
+    /// Waitlist entries still waiting for an offer.
+    waitlist: i64,
     available: i64,
     sales_start: Option<String>,
     sales_end: Option<String>,
     added_position: i64,
 }
 
+impl TicketTypeRow {
+    /// Seats taken: confirmed, held or offered.
+    fn used(&self) -> i64 {
+        self.confirmed + self.held + self.offered
+    }
+}
+
 impl EventDoc {
-    /// Re-derives every count that depends on others: the event's confirmed and available seats,
-    /// each ticket type's available seats, and the lowest price.
+    /// Re-derives every count that depends on others: the event's totals and available seats,
+    /// each ticket type's available seats (the domain's `Event::available`: what neither the
+    /// type's quantity nor the event's capacity has left after confirmed, held and offered
+    /// seats), and the lowest price.
     fn recompute(&mut self) {
-        let confirmed: i64 = self.ticket_types.iter().map(|t| t.confirmed).sum();
-        let event_left = (self.listing.capacity - confirmed).max(0);
+        let sum =
+            |count: fn(&TicketTypeRow) -> i64| -> i64 { self.ticket_types.iter().map(count).sum() };
+        let (confirmed, held, offered, waitlist) = (
+            sum(|t| t.confirmed),
+            sum(|t| t.held),
+            sum(|t| t.offered),
+            sum(|t| t.waitlist),
+        );
+        let event_left = (self.listing.capacity - (confirmed + held + offered)).max(0);
         self.listing.confirmed = confirmed;
+        self.listing.held = held;
+        self.listing.offered = offered;
+        self.listing.waitlist = waitlist;
         self.listing.available = event_left;
         for ticket_type in &mut self.ticket_types {
-            ticket_type.available = (ticket_type.quantity - ticket_type.confirmed)
+            ticket_type.available = (ticket_type.quantity - ticket_type.used())
                 .min(event_left)
                 .max(0);
         }
@@ -280,8 +372,34 @@ impl Batch {
         Self {
             tables,
             events: HashMap::new(),
-            registrations: Registrations::default(),
+            rows: Rows::default(),
         }
+    }
+
+    /// Loads the stored registrations, waitlist entries and tickets the facts name, a few
+    /// statements for the whole batch.
+    async fn preload(
+        &mut self,
+        conn: &mut AnyConnection,
+        facts: &[Decoded],
+    ) -> Result<(), ProjectorError> {
+        let ids = |id: fn(&Decoded) -> Option<String>| facts.iter().filter_map(id).collect();
+        let registrations: Vec<String> = ids(Decoded::registration_id);
+        let entries: Vec<String> = ids(Decoded::entry_id);
+        let codes: Vec<String> = ids(Decoded::ticket_code);
+        self.rows
+            .registrations
+            .load(&mut *conn, self.tables, &registrations)
+            .await?;
+        self.rows
+            .waitlist
+            .load(&mut *conn, self.tables, &entries)
+            .await?;
+        self.rows
+            .tickets
+            .load(&mut *conn, self.tables, &codes)
+            .await?;
+        Ok(())
     }
 
     /// Applies one decoded fact.
@@ -300,7 +418,15 @@ impl Batch {
                 event_id,
                 fact,
                 position,
-            } => self.apply_event(conn, &event_id, fact, position).await,
+                recorded_at,
+            } => {
+                let at = At {
+                    event_id: &event_id,
+                    position,
+                    recorded_at,
+                };
+                self.apply_event(conn, &at, fact).await
+            }
         }
     }
 
@@ -417,11 +543,11 @@ impl Batch {
     async fn apply_event(
         &mut self,
         conn: &mut AnyConnection,
-        event_id: &str,
+        at: &At<'_>,
         fact: EventFact,
-        position: i64,
     ) -> Result<(), ProjectorError> {
         let tables = self.tables;
+        let (event_id, position) = (at.event_id, at.position);
         if let EventFact::EventDrafted {
             venue_id,
             title,
@@ -449,6 +575,7 @@ impl Batch {
                 }
             };
             let existing = self.load(conn, event_id).await?;
+            let waitlist_joined = existing.as_ref().map_or(0, |d| d.listing.waitlist_joined);
             let ticket_types = existing.map(|d| std::mem::take(&mut d.ticket_types));
             let mut doc = EventDoc {
                 listing: Listing {
@@ -465,7 +592,11 @@ impl Batch {
                     timezone,
                     capacity: i64::from(capacity),
                     confirmed: 0,
+                    held: 0,
+                    offered: 0,
+                    waitlist: 0,
                     available: 0,
+                    waitlist_joined,
                     max_per_order: i64::from(max_per_order),
                     min_price_minor: None,
                     min_price_currency: None,
@@ -481,57 +612,33 @@ impl Batch {
             return Ok(());
         }
 
-        // Registrations change in memory (a cancellation later in the same batch sees its
-        // registration) and are written with the batch, whether or not the event is known.
-        let seats = match &fact {
-            EventFact::RegistrationConfirmed {
-                registration_id,
-                ticket_type_id,
-                quantity,
-                confirmed_at,
-                ..
-            } => {
-                let confirmed = self.registrations.confirm(Confirmation {
-                    registration_id: registration_id.0.to_string(),
-                    event_id: event_id.to_owned(),
-                    ticket_type_id: ticket_type_id.0.to_string(),
-                    quantity: i64::from(*quantity),
-                    confirmed_at: to_text(*confirmed_at),
-                    position,
-                });
-                if !confirmed {
-                    tracing::warn!(%event_id, %registration_id, "registration confirmed twice, counted once");
-                    return Ok(());
-                }
-                Some((ticket_type_id.0.to_string(), i64::from(*quantity)))
-            }
-            EventFact::RegistrationCancelled {
-                registration_id,
-                ticket_type_id,
-                quantity,
-                cancelled_at,
-            } => {
-                let cancelled = self.registrations.cancel(
-                    &registration_id.0.to_string(),
-                    to_text(*cancelled_at),
-                    position,
-                );
-                if !cancelled {
-                    tracing::warn!(%event_id, %registration_id, "cancellation of a registration that is not confirmed, ignored");
-                    return Ok(());
-                }
-                Some((ticket_type_id.0.to_string(), -i64::from(*quantity)))
-            }
-            _ => None,
+        if matches!(fact, EventFact::EventCancelled { .. }) {
+            // Every entry still in line is closed: the batch must know them all.
+            self.rows
+                .waitlist
+                .load_where(
+                    &mut *conn,
+                    tables,
+                    "event_id = $1 AND status IN ('waiting', 'offered')",
+                    event_id,
+                )
+                .await?;
+        }
+        // Encoding a fact to name its type is not free: only for the warning.
+        let unknown_event_fact = match self.load(conn, event_id).await? {
+            Some(_) => None,
+            None => Some(fact.fact_type()),
         };
-
-        let Some(doc) = self.load(conn, event_id).await? else {
-            tracing::warn!(%event_id, position, fact_type = %fact.fact_type(), "fact for an event the read models do not know, skipped");
-            return Ok(());
-        };
-        match fact {
-            EventFact::EventDrafted { .. } => {}
-            EventFact::EventDetailsUpdated(change) => apply_details(&mut doc.listing, change),
+        let Batch { events, rows, .. } = self;
+        let mut doc = events.get_mut(event_id).and_then(Option::as_mut);
+        let applied = match fact {
+            EventFact::EventDrafted { .. } => true,
+            EventFact::EventDetailsUpdated(change) => {
+                if let Some(doc) = doc.as_deref_mut() {
+                    apply_details(&mut doc.listing, change);
+                }
+                true
+            }
             EventFact::TicketTypeAdded {
                 ticket_type_id,
                 name,
@@ -540,79 +647,109 @@ impl Batch {
                 sales_start,
                 sales_end,
             } => {
-                let row = TicketTypeRow {
-                    ticket_type_id: ticket_type_id.0.to_string(),
-                    name,
-                    price_minor: price.amount_minor,
-                    currency: price.currency,
-                    quantity: i64::from(quantity),
-                    confirmed: 0,
-                    available: 0,
-                    sales_start: sales_start.map(to_text),
-                    sales_end: sales_end.map(to_text),
-                    added_position: position,
-                };
-                match doc.ticket_type_mut(&row.ticket_type_id) {
-                    Some(existing) => {
-                        let confirmed = existing.confirmed;
-                        let added_position = existing.added_position;
-                        *existing = TicketTypeRow {
-                            confirmed,
-                            added_position,
-                            ..row
-                        };
+                if let Some(doc) = doc.as_deref_mut() {
+                    let row = TicketTypeRow {
+                        ticket_type_id: ticket_type_id.0.to_string(),
+                        name,
+                        price_minor: price.amount_minor,
+                        currency: price.currency,
+                        quantity: i64::from(quantity),
+                        confirmed: 0,
+                        held: 0,
+                        offered: 0,
+                        waitlist: 0,
+                        available: 0,
+                        sales_start: sales_start.map(to_text),
+                        sales_end: sales_end.map(to_text),
+                        added_position: position,
+                    };
+                    match doc.ticket_type_mut(&row.ticket_type_id) {
+                        Some(existing) => {
+                            // A repeated addition keeps the seats already counted.
+                            *existing = TicketTypeRow {
+                                confirmed: existing.confirmed,
+                                held: existing.held,
+                                offered: existing.offered,
+                                waitlist: existing.waitlist,
+                                added_position: existing.added_position,
+                                ..row
+                            };
+                        }
+                        None => doc.ticket_types.push(row),
                     }
-                    None => doc.ticket_types.push(row),
                 }
+                true
             }
             EventFact::EventPublished { published_at } => {
-                doc.listing.status = status_text(EventStatus::Published);
-                doc.listing.published_at = Some(to_text(published_at));
+                if let Some(doc) = doc.as_deref_mut() {
+                    doc.listing.status = status_text(EventStatus::Published);
+                    doc.listing.published_at = Some(to_text(published_at));
+                }
+                true
             }
             EventFact::EventCancelled { cancelled_at, .. } => {
-                doc.listing.status = status_text(EventStatus::Cancelled);
-                doc.listing.cancelled_at = Some(to_text(cancelled_at));
+                // Nobody waits for a cancelled event: open offers give their seats back and
+                // every entry still in line is closed. The registrations' cancellations follow
+                // in the same append.
+                let when = to_text(cancelled_at);
+                let closed = rows.waitlist.update_all(
+                    |e| {
+                        e.event_id == event_id
+                            && matches!(e.status, WaitlistStatus::Waiting | WaitlistStatus::Offered)
+                    },
+                    |e| {
+                        let offered = e.status == WaitlistStatus::Offered;
+                        e.status = WaitlistStatus::Closed;
+                        e.offer_expires_at = None;
+                        e.updated_at = when.clone();
+                        e.last_position = position;
+                        Some((e.entry_id.clone(), offered))
+                    },
+                );
+                for (entry_id, offered) in closed {
+                    if offered {
+                        rows.timers.remove(TimerKind::ExpireOffer, &entry_id);
+                    }
+                }
+                if let Some(doc) = doc.as_deref_mut() {
+                    doc.listing.status = status_text(EventStatus::Cancelled);
+                    doc.listing.cancelled_at = Some(when);
+                    for ticket_type in &mut doc.ticket_types {
+                        ticket_type.offered = 0;
+                        ticket_type.waitlist = 0;
+                    }
+                }
+                true
             }
             EventFact::EventCapacityChanged { capacity } => {
-                doc.listing.capacity = i64::from(capacity);
+                if let Some(doc) = doc.as_deref_mut() {
+                    doc.listing.capacity = i64::from(capacity);
+                }
+                true
             }
             EventFact::EventRescheduled {
                 starts_at, ends_at, ..
             } => {
-                doc.listing.starts_at = to_text(starts_at);
-                doc.listing.ends_at = to_text(ends_at);
-            }
-            EventFact::EventPolicyChanged(_)
-            | EventFact::RegistrationQuestionsSet { .. }
-            | EventFact::SeatsHeld { .. }
-            | EventFact::AnswersGiven { .. }
-            | EventFact::PaymentPending { .. }
-            | EventFact::PaymentDeclined { .. }
-            | EventFact::PaymentReceived { .. }
-            | EventFact::HoldConfirmed { .. }
-            | EventFact::HoldExpired { .. }
-            | EventFact::RefundDue { .. }
-            | EventFact::RefundCompleted { .. }
-            | EventFact::WaitlistJoined { .. }
-            | EventFact::WaitlistOfferMade { .. }
-            | EventFact::WaitlistOfferExpired { .. }
-            | EventFact::WaitlistOfferClaimed { .. }
-            | EventFact::WaitlistLeft { .. }
-            | EventFact::TicketCheckedIn { .. }
-            | EventFact::CheckInReverted { .. } => {}
-            EventFact::RegistrationConfirmed { .. } | EventFact::RegistrationCancelled { .. } => {
-                if let Some((ticket_type_id, delta)) = seats {
-                    match doc.ticket_type_mut(&ticket_type_id) {
-                        Some(ticket_type) => {
-                            ticket_type.confirmed = (ticket_type.confirmed + delta).max(0);
-                        }
-                        None => {
-                            tracing::warn!(%event_id, %ticket_type_id, "registration for an unknown ticket type, seats not counted");
-                        }
-                    }
+                if let Some(doc) = doc.as_deref_mut() {
+                    doc.listing.starts_at = to_text(starts_at);
+                    doc.listing.ends_at = to_text(ends_at);
                 }
+                true
             }
+            // The command side's business: nothing to show.
+            EventFact::EventPolicyChanged(_) | EventFact::RegistrationQuestionsSet { .. } => true,
+            // Registrations, payments, the waitlist and check-ins change their rows (whether or
+            // not the event is known) and the event's seat counts.
+            fact => ticketing::apply(rows, doc.as_deref_mut(), at, fact),
+        };
+        if !applied {
+            return Ok(());
         }
+        let Some(doc) = doc else {
+            let fact_type = unknown_event_fact.unwrap_or_default();
+            tracing::warn!(%event_id, position, %fact_type, "fact for an event the read models do not know, skipped");
+            return Ok(());
+        };
         doc.recompute();
         doc.listing.last_position = position;
         doc.dirty = true;
@@ -632,9 +769,12 @@ impl Batch {
         Ok(self.events.get_mut(event_id).and_then(Option::as_mut))
     }
 
-    /// Writes back every registration and event the batch changed.
+    /// Writes back every row and event the batch changed.
     async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), ProjectorError> {
-        self.registrations.flush(conn, self.tables).await?;
+        self.rows.registrations.flush(conn, self.tables).await?;
+        self.rows.tickets.flush(conn, self.tables).await?;
+        self.rows.waitlist.flush(conn, self.tables).await?;
+        self.rows.timers.flush(conn, self.tables).await?;
         for doc in self.events.values().flatten().filter(|d| d.dirty) {
             write_doc(conn, self.tables, doc).await?;
         }
@@ -686,8 +826,9 @@ fn apply_details(listing: &mut Listing, change: DetailsChange) {
 }
 
 const LISTING_COLUMNS: &str = "event_id, venue_id, venue_name, city, title, description, \
-    category, status, starts_at, ends_at, timezone, capacity, confirmed, available, \
-    max_per_order, min_price_minor, min_price_currency, published_at, cancelled_at, last_position";
+    category, status, starts_at, ends_at, timezone, capacity, confirmed, held, offered, waitlist, \
+    available, waitlist_joined, max_per_order, min_price_minor, min_price_currency, published_at, \
+    cancelled_at, last_position";
 
 async fn load_doc(
     conn: &mut AnyConnection,
@@ -707,9 +848,9 @@ async fn load_doc(
     };
     let listing = listing_from_row(&row)?;
     let rows = sqlx::query(tables.sql(
-        "SELECT ticket_type_id, name, price_minor, currency, quantity, confirmed, available, \
-         sales_start, sales_end, added_position FROM {capacity} WHERE event_id = $1 \
-         ORDER BY added_position, ticket_type_id",
+        "SELECT ticket_type_id, name, price_minor, currency, quantity, confirmed, held, offered, \
+         waitlist, available, sales_start, sales_end, added_position FROM {capacity} \
+         WHERE event_id = $1 ORDER BY added_position, ticket_type_id",
     ))
     .bind(event_id)
     .fetch_all(&mut *conn)
@@ -724,6 +865,9 @@ async fn load_doc(
                 currency: row.try_get("currency")?,
                 quantity: row.try_get("quantity")?,
                 confirmed: row.try_get("confirmed")?,
+                held: row.try_get("held")?,
+                offered: row.try_get("offered")?,
+                waitlist: row.try_get("waitlist")?,
                 available: row.try_get("available")?,
                 sales_start: row.try_get("sales_start")?,
                 sales_end: row.try_get("sales_end")?,
@@ -756,7 +900,11 @@ fn listing_from_row(row: &AnyRow) -> Result<Listing, ProjectorError> {
         timezone: row.try_get("timezone")?,
         capacity: row.try_get("capacity")?,
         confirmed: row.try_get("confirmed")?,
+        held: row.try_get("held")?,
+        offered: row.try_get("offered")?,
+        waitlist: row.try_get("waitlist")?,
         available: row.try_get("available")?,
+        waitlist_joined: row.try_get("waitlist_joined")?,
         max_per_order: row.try_get("max_per_order")?,
         min_price_minor: row.try_get("min_price_minor")?,
         min_price_currency: row.try_get("min_price_currency")?,
@@ -775,16 +923,19 @@ async fn write_doc(
     sqlx::query(tables.sql(
         "INSERT INTO {listing} (event_id, venue_id, venue_name, city, city_key, title, \
          description, category, category_key, status, starts_at, ends_at, timezone, capacity, \
-         confirmed, available, max_per_order, min_price_minor, min_price_currency, published_at, \
-         cancelled_at, last_position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-         $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) \
+         confirmed, held, offered, waitlist, available, waitlist_joined, max_per_order, \
+         min_price_minor, min_price_currency, published_at, cancelled_at, last_position) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20, $21, $22, $23, $24, $25, $26) \
          ON CONFLICT (event_id) DO UPDATE SET venue_id = excluded.venue_id, \
          venue_name = excluded.venue_name, city = excluded.city, city_key = excluded.city_key, \
          title = excluded.title, description = excluded.description, \
          category = excluded.category, category_key = excluded.category_key, \
          status = excluded.status, starts_at = excluded.starts_at, ends_at = excluded.ends_at, \
          timezone = excluded.timezone, capacity = excluded.capacity, \
-         confirmed = excluded.confirmed, available = excluded.available, \
+         confirmed = excluded.confirmed, held = excluded.held, offered = excluded.offered, \
+         waitlist = excluded.waitlist, available = excluded.available, \
+         waitlist_joined = excluded.waitlist_joined, \
          max_per_order = excluded.max_per_order, min_price_minor = excluded.min_price_minor, \
          min_price_currency = excluded.min_price_currency, published_at = excluded.published_at, \
          cancelled_at = excluded.cancelled_at, last_position = excluded.last_position",
@@ -804,7 +955,11 @@ async fn write_doc(
     .bind(&l.timezone)
     .bind(l.capacity)
     .bind(l.confirmed)
+    .bind(l.held)
+    .bind(l.offered)
+    .bind(l.waitlist)
     .bind(l.available)
+    .bind(l.waitlist_joined)
     .bind(l.max_per_order)
     .bind(l.min_price_minor)
     .bind(&l.min_price_currency)
@@ -816,11 +971,12 @@ async fn write_doc(
     for t in &doc.ticket_types {
         sqlx::query(tables.sql(
             "INSERT INTO {capacity} (event_id, ticket_type_id, name, price_minor, currency, \
-             quantity, confirmed, available, sales_start, sales_end, added_position) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             quantity, confirmed, held, offered, waitlist, available, sales_start, sales_end, \
+             added_position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
              ON CONFLICT (event_id, ticket_type_id) DO UPDATE SET name = excluded.name, \
              price_minor = excluded.price_minor, currency = excluded.currency, \
              quantity = excluded.quantity, confirmed = excluded.confirmed, \
+             held = excluded.held, offered = excluded.offered, waitlist = excluded.waitlist, \
              available = excluded.available, sales_start = excluded.sales_start, \
              sales_end = excluded.sales_end, added_position = excluded.added_position",
         ))
@@ -831,6 +987,9 @@ async fn write_doc(
         .bind(&t.currency)
         .bind(t.quantity)
         .bind(t.confirmed)
+        .bind(t.held)
+        .bind(t.offered)
+        .bind(t.waitlist)
         .bind(t.available)
         .bind(&t.sales_start)
         .bind(&t.sales_end)

@@ -21,6 +21,11 @@
 //! [`ReadModels::applied_position`] and [`ReadModels::lease_holder`] report progress and who
 //! applies.
 //!
+//! Besides events and their seats, the read models hold the guest list (registrations with
+//! attendees, answers, payments and tickets with their check-ins, see
+//! [`ReadModels::guest_list`]), waitlist entries, and the timers a scheduler fires
+//! ([`timers`]: [`ReadModels::due_timers`], [`ReadModels::next_timer_due`]).
+//!
 //! [`ReadModels::rebuild`] ([`rebuild`]) refolds the whole log into shadow tables while the
 //! live ones keep serving, then swaps them in atomically; the live projector resumes after it.
 //!
@@ -40,9 +45,11 @@ pub mod queries;
 mod read_models;
 pub mod rebuild;
 mod registrations;
+mod rows;
 mod source;
 mod tables;
 mod time;
+pub mod timers;
 
 pub use error::ProjectorError;
 pub use jetstream::JetStreamSource;
@@ -50,3 +57,9 @@ pub use lease::{LeaseConfig, LeaseHolder};
 pub use projector::Projector;
 pub use read_models::{PROJECTION, ReadModels};
 pub use rebuild::{PROJECTIONS, RebuildOptions, RebuildProgress, RebuildReport};
+pub use timers::{Timer, TimerKind};
+
+/// The names of every read-model table the projection maintains (the checkpoint table aside),
+/// for tests and tools that compare or inspect read models, e.g. a fresh rebuild against the
+/// live tables.
+pub const READ_MODEL_TABLES: [&str; 7] = tables::LIVE.read_models();

@@ -1,14 +1,20 @@
 //! Typed reads of the read models, for the query API. The SQL lives beside the schema it reads;
 //! callers get plain structs and never see a column name.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
-use marquee_domain::event::EventStatus;
+use marquee_domain::event::{Answers, Attendee, EventStatus, PaymentStatus, RegistrationStatus};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
 
-use crate::apply::{parse_status, search_key, status_text};
+use crate::apply::{parse_status, search_key, status_text, to_i64};
 use crate::read_models::to_u64;
+use crate::registrations::{
+    parse_payment_status, parse_registration_status, payment_status_text, registration_status_text,
+};
+use crate::rows::ID_CHUNK;
 use crate::time::{from_opt_text, from_text, to_text};
 use crate::{ProjectorError, ReadModels};
 
@@ -76,7 +82,13 @@ pub struct EventRecord {
     pub capacity: u64,
     /// Seats confirmed across all ticket types.
     pub confirmed: u64,
-    /// `capacity - confirmed`, never below 0.
+    /// Seats held for payment across all ticket types.
+    pub held: u64,
+    /// Seats kept for open waitlist offers across all ticket types.
+    pub offered: u64,
+    /// Waitlist entries waiting for an offer across all ticket types.
+    pub waitlist: u64,
+    /// `capacity - (confirmed + held + offered)`, never below 0.
     pub available: u64,
     /// Most seats one reservation may take.
     pub max_per_order: u64,
@@ -113,7 +125,15 @@ pub struct TicketTypeRecord {
     pub quantity: u64,
     /// Seats of this type confirmed and not cancelled.
     pub confirmed: u64,
-    /// `min(quantity - confirmed, event capacity - event confirmed)`, never below 0.
+    /// Seats of this type held for payment (unpaid holds not yet expired).
+    pub held: u64,
+    /// Seats of this type kept for open waitlist offers.
+    pub offered: u64,
+    /// Entries of this type's waitlist waiting for an offer.
+    pub waitlist: u64,
+    /// `min(quantity - confirmed - held - offered, event capacity - event-wide (confirmed +
+    /// held + offered))`, never below 0: what a new reservation could take, were nobody
+    /// waiting (seats freed while people wait go to the waitlist first).
     pub available: u64,
     /// Sales open (inclusive); `None` means from publication.
     pub sales_start: Option<DateTime<Utc>>,
@@ -130,6 +150,88 @@ pub struct EventDetails {
     pub ticket_types: Vec<TicketTypeRecord>,
 }
 
+/// Which registrations of an event the guest list shows; see [`ReadModels::guest_list`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GuestListFilter {
+    /// Only registrations in this status.
+    pub status: Option<RegistrationStatus>,
+    /// Only registrations of this ticket type.
+    pub ticket_type_id: Option<Uuid>,
+    /// `Some(true)`: only registrations with at least one ticket checked in (who is here);
+    /// `Some(false)`: only those with at least one ticket not checked in (who is still to
+    /// come). A group half arrived matches both.
+    pub checked_in: Option<bool>,
+    /// Only registrations after this one in guest-list order (keyset pagination).
+    pub after: Option<GuestListKey>,
+    /// At most this many registrations.
+    pub limit: u32,
+}
+
+/// A registration's place in guest-list order: the order registrations were made in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GuestListKey {
+    /// Position of the fact that made the registration (seats held or confirmed).
+    pub registered_position: u64,
+}
+
+/// One registration on an event's guest list. Holds personal data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GuestListEntry {
+    /// The registration.
+    pub registration_id: Uuid,
+    /// Its place in guest-list order.
+    pub key: GuestListKey,
+    /// Held, confirmed, cancelled or expired.
+    pub status: RegistrationStatus,
+    /// Who the seats are for.
+    pub attendee: Attendee,
+    /// The ticket type of its seats.
+    pub ticket_type_id: Uuid,
+    /// That ticket type's name; `None` if the read models do not know the ticket type.
+    pub ticket_type_name: Option<String>,
+    /// Number of seats.
+    pub quantity: u64,
+    /// Answers to the event's registration questions (empty when none were asked).
+    pub answers: Answers,
+    /// What the seats cost in all; `None` for free seats.
+    pub price: Option<Price>,
+    /// The payment that confirmed it, or until then the last one reported; `None` while none
+    /// is known.
+    pub payment: Option<GuestPayment>,
+    /// When an unpaid hold expires (or expired); `None` for free registrations.
+    pub hold_expires_at: Option<DateTime<Utc>>,
+    /// When the registration was made.
+    pub registered_at: DateTime<Utc>,
+    /// When it was confirmed, if it was.
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// When it was cancelled, if it was.
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// When its hold expired unpaid, if it did.
+    pub expired_at: Option<DateTime<Utc>>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// One ticket per seat, in the order they were issued.
+    pub tickets: Vec<GuestTicket>,
+}
+
+/// A registration's payment as the guest list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestPayment {
+    /// The provider's id of the payment.
+    pub payment_id: String,
+    /// Where it is; see [`payment_status_name`].
+    pub status: PaymentStatus,
+}
+
+/// One ticket on the guest list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestTicket {
+    /// The code shown at the door.
+    pub code: String,
+    /// When it was let in (the scanner's time), while it counts as checked in.
+    pub checked_in_at: Option<DateTime<Utc>>,
+}
+
 /// A projection's progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectionCheckpoint {
@@ -140,8 +242,9 @@ pub struct ProjectionCheckpoint {
 }
 
 const EVENT_COLUMNS: &str = "event_id, venue_id, venue_name, city, title, description, \
-    category, status, starts_at, ends_at, timezone, capacity, confirmed, available, \
-    max_per_order, min_price_minor, min_price_currency, published_at, cancelled_at, last_position";
+    category, status, starts_at, ends_at, timezone, capacity, confirmed, held, offered, waitlist, \
+    available, max_per_order, min_price_minor, min_price_currency, published_at, cancelled_at, \
+    last_position";
 
 impl ReadModels {
     /// Published and cancelled events (never drafts) matching `filter`, ordered by start time then
@@ -207,9 +310,9 @@ impl ReadModels {
         };
         let event = event_from_row(&row)?;
         let rows = sqlx::query(
-            "SELECT ticket_type_id, name, price_minor, currency, quantity, confirmed, available, \
-             sales_start, sales_end FROM event_capacity WHERE event_id = $1 \
-             ORDER BY added_position, ticket_type_id",
+            "SELECT ticket_type_id, name, price_minor, currency, quantity, confirmed, held, \
+             offered, waitlist, available, sales_start, sales_end FROM event_capacity \
+             WHERE event_id = $1 ORDER BY added_position, ticket_type_id",
         )
         .bind(&id)
         .fetch_all(self.pool())
@@ -222,6 +325,113 @@ impl ReadModels {
             event,
             ticket_types,
         }))
+    }
+
+    /// The guest list of an event: its registrations matching `filter`, in the order they were
+    /// made, at most `filter.limit`, each with its tickets. `None` if the read models do not
+    /// know the event.
+    pub async fn guest_list(
+        &self,
+        event_id: Uuid,
+        filter: &GuestListFilter,
+    ) -> Result<Option<Vec<GuestListEntry>>, ProjectorError> {
+        let event = event_id.to_string();
+        let known = sqlx::query("SELECT event_id FROM event_listing WHERE event_id = $1")
+            .bind(&event)
+            .fetch_optional(self.pool())
+            .await?;
+        if known.is_none() {
+            return Ok(None);
+        }
+        enum Param {
+            Text(String),
+            Int(i64),
+        }
+        let mut params = vec![Param::Text(event.clone())];
+        let mut param = |value: Param| {
+            params.push(value);
+            format!("${}", params.len())
+        };
+        let mut sql = "SELECT r.registration_id, r.registered_position, r.status, \
+            r.attendee_name, r.attendee_email, r.ticket_type_id, c.name AS ticket_type_name, \
+            r.quantity, r.answers, r.price_minor, r.price_currency, r.payment_id, \
+            r.payment_status, r.hold_expires_at, r.registered_at, r.confirmed_at, \
+            r.cancelled_at, r.expired_at, r.updated_at \
+            FROM registrations r LEFT JOIN event_capacity c \
+            ON c.event_id = r.event_id AND c.ticket_type_id = r.ticket_type_id \
+            WHERE r.event_id = $1"
+            .to_owned();
+        if let Some(status) = filter.status {
+            let p = param(Param::Text(registration_status_text(status).to_owned()));
+            sql.push_str(&format!(" AND r.status = {p}"));
+        }
+        if let Some(ticket_type_id) = filter.ticket_type_id {
+            let p = param(Param::Text(ticket_type_id.to_string()));
+            sql.push_str(&format!(" AND r.ticket_type_id = {p}"));
+        }
+        if let Some(checked_in) = filter.checked_in {
+            let null = if checked_in { "IS NOT NULL" } else { "IS NULL" };
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM tickets t WHERE t.registration_id = r.registration_id \
+                 AND t.event_id = r.event_id AND t.checked_in_at {null})"
+            ));
+        }
+        if let Some(after) = filter.after {
+            let p = param(Param::Int(to_i64(after.registered_position)));
+            sql.push_str(&format!(" AND r.registered_position > {p}"));
+        }
+        sql.push_str(&format!(
+            " ORDER BY r.registered_position LIMIT {}",
+            filter.limit
+        ));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in params {
+            query = match value {
+                Param::Text(text) => query.bind(text),
+                Param::Int(int) => query.bind(int),
+            };
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        let mut entries = rows
+            .iter()
+            .map(guest_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let ids: Vec<String> = entries
+            .iter()
+            .map(|e| e.registration_id.to_string())
+            .collect();
+        let mut tickets: HashMap<String, Vec<GuestTicket>> = HashMap::new();
+        for chunk in ids.chunks(ID_CHUNK) {
+            // `$1` is the event: the ids are `$2` on.
+            let ids = (2..chunk.len() + 2)
+                .map(|n| format!("${n}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT registration_id, code, checked_in_at FROM tickets \
+                 WHERE event_id = $1 AND registration_id IN ({ids}) ORDER BY registration_id, seat"
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&event);
+            for id in chunk {
+                query = query.bind(id.as_str());
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                tickets
+                    .entry(row.try_get("registration_id")?)
+                    .or_default()
+                    .push(GuestTicket {
+                        code: row.try_get("code")?,
+                        checked_in_at: from_opt_text(row.try_get("checked_in_at")?)?,
+                    });
+            }
+        }
+        for entry in &mut entries {
+            entry.tickets = tickets
+                .remove(&entry.registration_id.to_string())
+                .unwrap_or_default();
+        }
+        Ok(Some(entries))
     }
 
     /// Every projection's checkpoint, by name.
@@ -270,6 +480,9 @@ fn event_from_row(row: &AnyRow) -> Result<EventRecord, ProjectorError> {
         timezone: row.try_get("timezone")?,
         capacity: count_column(row, "capacity")?,
         confirmed: count_column(row, "confirmed")?,
+        held: count_column(row, "held")?,
+        offered: count_column(row, "offered")?,
+        waitlist: count_column(row, "waitlist")?,
         available: count_column(row, "available")?,
         max_per_order: count_column(row, "max_per_order")?,
         min_price: match (min_price_minor, min_price_currency) {
@@ -295,13 +508,81 @@ fn ticket_type_from_row(row: &AnyRow) -> Result<TicketTypeRecord, ProjectorError
         },
         quantity: count_column(row, "quantity")?,
         confirmed: count_column(row, "confirmed")?,
+        held: count_column(row, "held")?,
+        offered: count_column(row, "offered")?,
+        waitlist: count_column(row, "waitlist")?,
         available: count_column(row, "available")?,
         sales_start: from_opt_text(row.try_get("sales_start")?)?,
         sales_end: from_opt_text(row.try_get("sales_end")?)?,
     })
 }
 
+fn guest_from_row(row: &AnyRow) -> Result<GuestListEntry, ProjectorError> {
+    let status: String = row.try_get("status")?;
+    let answers: String = row.try_get("answers")?;
+    let price_minor: Option<i64> = row.try_get("price_minor")?;
+    let price_currency: Option<String> = row.try_get("price_currency")?;
+    let payment_id: Option<String> = row.try_get("payment_id")?;
+    let payment_status: Option<String> = row.try_get("payment_status")?;
+    let payment = match (payment_id, payment_status) {
+        (Some(payment_id), Some(status)) => Some(GuestPayment {
+            payment_id,
+            status: parse_payment_status(&status)
+                .ok_or_else(|| ProjectorError::Corrupt(format!("payment status `{status}`")))?,
+        }),
+        _ => None,
+    };
+    Ok(GuestListEntry {
+        registration_id: uuid_column(row, "registration_id")?,
+        key: GuestListKey {
+            registered_position: count_column(row, "registered_position")?,
+        },
+        status: parse_registration_status(&status)
+            .ok_or_else(|| ProjectorError::Corrupt(format!("registration status `{status}`")))?,
+        attendee: Attendee {
+            name: row.try_get("attendee_name")?,
+            email: row.try_get("attendee_email")?,
+        },
+        ticket_type_id: uuid_column(row, "ticket_type_id")?,
+        ticket_type_name: row.try_get("ticket_type_name")?,
+        quantity: count_column(row, "quantity")?,
+        answers: serde_json::from_str(&answers)
+            .map_err(|e| ProjectorError::Corrupt(format!("answers `{answers}`: {e}")))?,
+        price: match (price_minor, price_currency) {
+            (Some(amount_minor), Some(currency)) => Some(Price {
+                amount_minor,
+                currency,
+            }),
+            _ => None,
+        },
+        payment,
+        hold_expires_at: from_opt_text(row.try_get("hold_expires_at")?)?,
+        registered_at: from_text(&row.try_get::<String, _>("registered_at")?)?,
+        confirmed_at: from_opt_text(row.try_get("confirmed_at")?)?,
+        cancelled_at: from_opt_text(row.try_get("cancelled_at")?)?,
+        expired_at: from_opt_text(row.try_get("expired_at")?)?,
+        updated_at: from_text(&row.try_get::<String, _>("updated_at")?)?,
+        tickets: Vec::new(),
+    })
+}
+
 /// The API's spelling of a status.
 pub fn status_name(status: EventStatus) -> &'static str {
     status_text(status)
+}
+
+/// The API's spelling of a registration status: `held`, `confirmed`, `cancelled`, `expired`.
+pub fn registration_status_name(status: RegistrationStatus) -> &'static str {
+    registration_status_text(status)
+}
+
+/// The inverse of [`registration_status_name`].
+pub fn parse_registration_status_name(text: &str) -> Option<RegistrationStatus> {
+    parse_registration_status(text)
+}
+
+/// The API's spelling of a payment status: `pending`, `declined`, `paid` (money received),
+/// `refund_due`, `refunded`.
+pub fn payment_status_name(status: PaymentStatus) -> &'static str {
+    payment_status_text(status)
 }

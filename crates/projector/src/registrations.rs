@@ -1,233 +1,422 @@
-//! A batch's registrations, kept in memory and written set-based at the end of the batch.
-//!
-//! Before a batch is applied, every registration its facts name that already exists is loaded
-//! with one `SELECT … WHERE registration_id IN (…)` per chunk. The facts then confirm and cancel
-//! registrations in memory (a cancellation later in the same batch edits the buffered row), and
-//! the batch writes every new or changed row with multi-row `INSERT … ON CONFLICT DO UPDATE`
-//! statements of a few hundred rows. A batch of thousands of registration facts thus costs a
-//! few dozen statements instead of one per fact, which is what capped a rebuild (see
-//! `BENCHMARKS.md`, "Rebuilding the read models").
-//!
-//! The snapshot is exact: only the apply code writes `registrations`, and it runs with the
-//! checkpoint row locked (see `apply`), so no other writer changes these rows mid-batch.
+//! The rows a batch keeps in memory besides the events: registrations (the guest list), tickets,
+//! waitlist entries and timers, each written set-based at the end of the batch (see `rows`).
 
-use std::collections::HashMap;
-
-use sqlx::{AnyConnection, Row};
+use marquee_domain::event::{PaymentStatus, RegistrationStatus, WaitlistStatus};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::ProjectorError;
-use crate::tables::Tables;
+use crate::rows::{AnyQuery, BufferedRow, RowBuffer};
+use crate::timers::TimerWrites;
 
-/// Rows per write statement (each binds [`COLUMN_COUNT`] parameters) and ids per load
-/// statement. Far under SQLite's limit of 32,766 bound parameters, on purpose: sqlx binds
-/// SQLite parameters by asking each one's name, which SQLite finds by a linear scan, so binding
-/// costs the square of the parameter count. At 500 rows (4,000 parameters) a rebuild spent 60 %
-/// of its CPU in `sqlite3_bind_parameter_name`; a few hundred parameters keep that negligible
-/// while still folding a batch into a few dozen statements.
-const CHUNK: usize = 50;
-const ID_CHUNK: usize = 250;
-
-/// The columns of `registrations`, in the order rows are bound.
-const COLUMNS: &str = "registration_id, event_id, ticket_type_id, quantity, status, \
-    confirmed_at, cancelled_at, last_position";
-const COLUMN_COUNT: usize = 8;
+/// Everything but the events that one batch reads and writes.
+#[derive(Default)]
+pub(crate) struct Rows {
+    /// By registration id.
+    pub registrations: RowBuffer<RegistrationRow>,
+    /// By `<event id>/<code>` (see [`TicketRow::key_of`]).
+    pub tickets: RowBuffer<TicketRow>,
+    /// By entry id.
+    pub waitlist: RowBuffer<EntryRow>,
+    /// Timers set and removed, by timer id.
+    pub timers: TimerWrites,
+}
 
 /// A `registrations` row as stored.
-struct RegistrationRow {
-    registration_id: String,
-    event_id: String,
-    ticket_type_id: String,
-    quantity: i64,
-    status: String,
-    confirmed_at: String,
-    cancelled_at: Option<String>,
-    last_position: i64,
-}
-
-/// A row this batch knows, and whether the batch changed it.
-struct Known {
-    row: RegistrationRow,
-    /// New in this batch or cancelled by it: written at [`Registrations::flush`].
-    dirty: bool,
-}
-
-/// What one confirmation carries into the read models.
-pub(crate) struct Confirmation {
+#[derive(Debug, Clone)]
+pub(crate) struct RegistrationRow {
     pub registration_id: String,
     pub event_id: String,
     pub ticket_type_id: String,
     pub quantity: i64,
-    pub confirmed_at: String,
-    pub position: i64,
+    pub status: RegistrationStatus,
+    pub attendee_name: String,
+    pub attendee_email: String,
+    /// JSON object text.
+    pub answers: String,
+    pub price_minor: Option<i64>,
+    pub price_currency: Option<String>,
+    pub hold_expires_at: Option<String>,
+    pub payment_id: Option<String>,
+    pub payment_status: Option<PaymentStatus>,
+    pub registered_at: String,
+    pub registered_position: i64,
+    pub confirmed_at: Option<String>,
+    pub cancelled_at: Option<String>,
+    pub expired_at: Option<String>,
+    pub updated_at: String,
+    pub last_position: i64,
 }
 
-/// The registrations one batch reads and writes, by registration id.
-#[derive(Default)]
-pub(crate) struct Registrations {
-    known: HashMap<String, Known>,
-}
+impl BufferedRow for RegistrationRow {
+    const TABLE: &'static str = "{registrations}";
+    const LOAD_BY: &'static str = "registration_id";
+    const PRIMARY_KEY: &'static [&'static str] = &["registration_id"];
+    const COLUMNS: &'static [&'static str] = &[
+        "registration_id",
+        "event_id",
+        "ticket_type_id",
+        "quantity",
+        "status",
+        "attendee_name",
+        "attendee_email",
+        "answers",
+        "price_minor",
+        "price_currency",
+        "hold_expires_at",
+        "payment_id",
+        "payment_status",
+        "registered_at",
+        "registered_position",
+        "confirmed_at",
+        "cancelled_at",
+        "expired_at",
+        "updated_at",
+        "last_position",
+    ];
 
-impl Registrations {
-    /// Loads the stored rows among `ids` that this batch does not know yet; ids without a row
-    /// stay unknown (a confirmation will create them).
-    pub async fn load(
-        &mut self,
-        conn: &mut AnyConnection,
-        tables: &Tables,
-        ids: &[String],
-    ) -> Result<(), ProjectorError> {
-        let mut wanted: Vec<&String> = ids
-            .iter()
-            .filter(|id| !self.known.contains_key(*id))
-            .collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        for chunk in wanted.chunks(ID_CHUNK) {
-            let sql = tables
-                .sql("SELECT {columns} FROM {registrations} WHERE registration_id IN ({ids})")
-                .0
-                .replace("{columns}", COLUMNS)
-                .replace("{ids}", &placeholders(chunk.len(), 1));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for id in chunk {
-                query = query.bind(id.as_str());
-            }
-            for row in query.fetch_all(&mut *conn).await? {
-                let row = RegistrationRow {
-                    registration_id: row.try_get("registration_id")?,
-                    event_id: row.try_get("event_id")?,
-                    ticket_type_id: row.try_get("ticket_type_id")?,
-                    quantity: row.try_get("quantity")?,
-                    status: row.try_get("status")?,
-                    confirmed_at: row.try_get("confirmed_at")?,
-                    cancelled_at: row.try_get("cancelled_at")?,
-                    last_position: row.try_get("last_position")?,
-                };
-                self.known
-                    .insert(row.registration_id.clone(), Known { row, dirty: false });
-            }
-        }
-        Ok(())
+    fn key(&self) -> String {
+        self.registration_id.clone()
     }
 
-    /// Records a new confirmed registration. False, changing nothing, when the registration
-    /// already exists (whatever its status): a repeated confirmation counts once.
-    pub fn confirm(&mut self, confirmation: Confirmation) -> bool {
-        if self.known.contains_key(&confirmation.registration_id) {
-            return false;
-        }
-        let row = RegistrationRow {
-            registration_id: confirmation.registration_id,
-            event_id: confirmation.event_id,
-            ticket_type_id: confirmation.ticket_type_id,
-            quantity: confirmation.quantity,
-            status: "confirmed".to_owned(),
-            confirmed_at: confirmation.confirmed_at,
-            cancelled_at: None,
-            last_position: confirmation.position,
-        };
-        self.known
-            .insert(row.registration_id.clone(), Known { row, dirty: true });
-        true
+    fn from_row(row: &AnyRow) -> Result<Self, ProjectorError> {
+        let status: String = row.try_get("status")?;
+        let payment_status: Option<String> = row.try_get("payment_status")?;
+        Ok(Self {
+            registration_id: row.try_get("registration_id")?,
+            event_id: row.try_get("event_id")?,
+            ticket_type_id: row.try_get("ticket_type_id")?,
+            quantity: row.try_get("quantity")?,
+            status: parse_registration_status(&status).ok_or_else(|| {
+                ProjectorError::Corrupt(format!("registration status `{status}`"))
+            })?,
+            attendee_name: row.try_get("attendee_name")?,
+            attendee_email: row.try_get("attendee_email")?,
+            answers: row.try_get("answers")?,
+            price_minor: row.try_get("price_minor")?,
+            price_currency: row.try_get("price_currency")?,
+            hold_expires_at: row.try_get("hold_expires_at")?,
+            payment_id: row.try_get("payment_id")?,
+            payment_status: payment_status
+                .map(|text| {
+                    parse_payment_status(&text)
+                        .ok_or_else(|| ProjectorError::Corrupt(format!("payment status `{text}`")))
+                })
+                .transpose()?,
+            registered_at: row.try_get("registered_at")?,
+            registered_position: row.try_get("registered_position")?,
+            confirmed_at: row.try_get("confirmed_at")?,
+            cancelled_at: row.try_get("cancelled_at")?,
+            expired_at: row.try_get("expired_at")?,
+            updated_at: row.try_get("updated_at")?,
+            last_position: row.try_get("last_position")?,
+        })
     }
 
-    /// Cancels a confirmed registration. False, changing nothing, when there is no such
-    /// registration or it is not confirmed: seats are freed once.
-    pub fn cancel(&mut self, registration_id: &str, cancelled_at: String, position: i64) -> bool {
-        match self.known.get_mut(registration_id) {
-            Some(known) if known.row.status == "confirmed" => {
-                known.row.status = "cancelled".to_owned();
-                known.row.cancelled_at = Some(cancelled_at);
-                known.row.last_position = position;
-                known.dirty = true;
-                true
-            }
-            _ => false,
-        }
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query
+            .bind(self.registration_id.as_str())
+            .bind(self.event_id.as_str())
+            .bind(self.ticket_type_id.as_str())
+            .bind(self.quantity)
+            .bind(registration_status_text(self.status))
+            .bind(self.attendee_name.as_str())
+            .bind(self.attendee_email.as_str())
+            .bind(self.answers.as_str())
+            .bind(self.price_minor)
+            .bind(self.price_currency.as_deref())
+            .bind(self.hold_expires_at.as_deref())
+            .bind(self.payment_id.as_deref())
+            .bind(self.payment_status.map(payment_status_text))
+            .bind(self.registered_at.as_str())
+            .bind(self.registered_position)
+            .bind(self.confirmed_at.as_deref())
+            .bind(self.cancelled_at.as_deref())
+            .bind(self.expired_at.as_deref())
+            .bind(self.updated_at.as_str())
+            .bind(self.last_position)
     }
 
-    /// Writes every row the batch created or changed, a chunk of rows per statement.
-    pub async fn flush(
-        &mut self,
-        conn: &mut AnyConnection,
-        tables: &Tables,
-    ) -> Result<(), ProjectorError> {
-        let mut dirty: Vec<&RegistrationRow> = self
-            .known
-            .values()
-            .filter(|k| k.dirty)
-            .map(|k| &k.row)
-            .collect();
-        // Position order: the same statements for the same batch, whatever the map's order.
-        dirty.sort_unstable_by_key(|r| r.last_position);
-        for chunk in dirty.chunks(CHUNK) {
-            // New rows are inserted; rows loaded at the start of the batch get their
-            // cancellation. Every row appears once per statement (the map is by id), as
-            // Postgres requires of `ON CONFLICT DO UPDATE`.
-            let sql = tables
-                .sql(
-                    "INSERT INTO {registrations} ({columns}) VALUES {rows} \
-                     ON CONFLICT (registration_id) DO UPDATE SET status = excluded.status, \
-                     cancelled_at = excluded.cancelled_at, last_position = excluded.last_position",
-                )
-                .0
-                .replace("{columns}", COLUMNS)
-                .replace("{rows}", &placeholders(chunk.len(), COLUMN_COUNT));
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for row in chunk {
-                query = query
-                    .bind(row.registration_id.as_str())
-                    .bind(row.event_id.as_str())
-                    .bind(row.ticket_type_id.as_str())
-                    .bind(row.quantity)
-                    .bind(row.status.as_str())
-                    .bind(row.confirmed_at.as_str())
-                    .bind(row.cancelled_at.as_deref())
-                    .bind(row.last_position);
-            }
-            query.execute(&mut *conn).await?;
-        }
-        for known in self.known.values_mut() {
-            known.dirty = false;
-        }
-        Ok(())
+    fn last_position(&self) -> i64 {
+        self.last_position
     }
 }
 
-/// `rows` groups of `columns` numbered placeholders: `($1, $2), ($3, $4)`; a single column
-/// gives a plain list, `$1, $2`.
-fn placeholders(rows: usize, columns: usize) -> String {
-    let mut sql = String::with_capacity(rows * columns * 6);
-    let mut n = 0;
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        if columns > 1 {
-            sql.push('(');
-        }
-        for column in 0..columns {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            n += 1;
-            sql.push('$');
-            sql.push_str(&n.to_string());
-        }
-        if columns > 1 {
-            sql.push(')');
-        }
+/// A `tickets` row as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct TicketRow {
+    pub code: String,
+    pub event_id: String,
+    pub registration_id: String,
+    pub ticket_type_id: String,
+    pub seat: i64,
+    pub checked_in_at: Option<String>,
+    pub check_in_nonce: Option<String>,
+    pub last_position: i64,
+}
+
+impl TicketRow {
+    /// The buffer key of ticket `code` of event `event_id`: codes are unique per event.
+    pub fn key_of(event_id: &str, code: &str) -> String {
+        format!("{event_id}/{code}")
     }
-    sql
+}
+
+impl BufferedRow for TicketRow {
+    const TABLE: &'static str = "{tickets}";
+    const LOAD_BY: &'static str = "code";
+    const PRIMARY_KEY: &'static [&'static str] = &["code", "event_id"];
+    const COLUMNS: &'static [&'static str] = &[
+        "code",
+        "event_id",
+        "registration_id",
+        "ticket_type_id",
+        "seat",
+        "checked_in_at",
+        "check_in_nonce",
+        "last_position",
+    ];
+
+    fn key(&self) -> String {
+        Self::key_of(&self.event_id, &self.code)
+    }
+
+    fn from_row(row: &AnyRow) -> Result<Self, ProjectorError> {
+        Ok(Self {
+            code: row.try_get("code")?,
+            event_id: row.try_get("event_id")?,
+            registration_id: row.try_get("registration_id")?,
+            ticket_type_id: row.try_get("ticket_type_id")?,
+            seat: row.try_get("seat")?,
+            checked_in_at: row.try_get("checked_in_at")?,
+            check_in_nonce: row.try_get("check_in_nonce")?,
+            last_position: row.try_get("last_position")?,
+        })
+    }
+
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query
+            .bind(self.code.as_str())
+            .bind(self.event_id.as_str())
+            .bind(self.registration_id.as_str())
+            .bind(self.ticket_type_id.as_str())
+            .bind(self.seat)
+            .bind(self.checked_in_at.as_deref())
+            .bind(self.check_in_nonce.as_deref())
+            .bind(self.last_position)
+    }
+
+    fn last_position(&self) -> i64 {
+        self.last_position
+    }
+}
+
+/// A `waitlist_entries` row as stored.
+#[derive(Debug, Clone)]
+pub(crate) struct EntryRow {
+    pub entry_id: String,
+    pub event_id: String,
+    pub ticket_type_id: String,
+    pub attendee_name: String,
+    pub attendee_email: String,
+    pub quantity: i64,
+    pub status: WaitlistStatus,
+    pub seq: i64,
+    pub joined_at: String,
+    pub offer_expires_at: Option<String>,
+    pub registration_id: Option<String>,
+    pub updated_at: String,
+    pub last_position: i64,
+}
+
+impl BufferedRow for EntryRow {
+    const TABLE: &'static str = "{waitlist}";
+    const LOAD_BY: &'static str = "entry_id";
+    const PRIMARY_KEY: &'static [&'static str] = &["entry_id"];
+    const COLUMNS: &'static [&'static str] = &[
+        "entry_id",
+        "event_id",
+        "ticket_type_id",
+        "attendee_name",
+        "attendee_email",
+        "quantity",
+        "status",
+        "seq",
+        "joined_at",
+        "offer_expires_at",
+        "registration_id",
+        "updated_at",
+        "last_position",
+    ];
+
+    fn key(&self) -> String {
+        self.entry_id.clone()
+    }
+
+    fn from_row(row: &AnyRow) -> Result<Self, ProjectorError> {
+        let status: String = row.try_get("status")?;
+        Ok(Self {
+            entry_id: row.try_get("entry_id")?,
+            event_id: row.try_get("event_id")?,
+            ticket_type_id: row.try_get("ticket_type_id")?,
+            attendee_name: row.try_get("attendee_name")?,
+            attendee_email: row.try_get("attendee_email")?,
+            quantity: row.try_get("quantity")?,
+            status: parse_waitlist_status(&status)
+                .ok_or_else(|| ProjectorError::Corrupt(format!("waitlist status `{status}`")))?,
+            seq: row.try_get("seq")?,
+            joined_at: row.try_get("joined_at")?,
+            offer_expires_at: row.try_get("offer_expires_at")?,
+            registration_id: row.try_get("registration_id")?,
+            updated_at: row.try_get("updated_at")?,
+            last_position: row.try_get("last_position")?,
+        })
+    }
+
+    fn bind<'q>(&'q self, query: AnyQuery<'q>) -> AnyQuery<'q> {
+        query
+            .bind(self.entry_id.as_str())
+            .bind(self.event_id.as_str())
+            .bind(self.ticket_type_id.as_str())
+            .bind(self.attendee_name.as_str())
+            .bind(self.attendee_email.as_str())
+            .bind(self.quantity)
+            .bind(waitlist_status_text(self.status))
+            .bind(self.seq)
+            .bind(self.joined_at.as_str())
+            .bind(self.offer_expires_at.as_deref())
+            .bind(self.registration_id.as_deref())
+            .bind(self.updated_at.as_str())
+            .bind(self.last_position)
+    }
+
+    fn last_position(&self) -> i64 {
+        self.last_position
+    }
+}
+
+/// The stored (and API) spelling of a registration status.
+pub(crate) fn registration_status_text(status: RegistrationStatus) -> &'static str {
+    match status {
+        RegistrationStatus::Held => "held",
+        RegistrationStatus::Confirmed => "confirmed",
+        RegistrationStatus::Cancelled => "cancelled",
+        RegistrationStatus::Expired => "expired",
+    }
+}
+
+/// The inverse of [`registration_status_text`].
+pub(crate) fn parse_registration_status(text: &str) -> Option<RegistrationStatus> {
+    match text {
+        "held" => Some(RegistrationStatus::Held),
+        "confirmed" => Some(RegistrationStatus::Confirmed),
+        "cancelled" => Some(RegistrationStatus::Cancelled),
+        "expired" => Some(RegistrationStatus::Expired),
+        _ => None,
+    }
+}
+
+/// The stored (and API) spelling of a payment status: money received is `paid`.
+pub(crate) fn payment_status_text(status: PaymentStatus) -> &'static str {
+    match status {
+        PaymentStatus::Pending => "pending",
+        PaymentStatus::Declined => "declined",
+        PaymentStatus::Received => "paid",
+        PaymentStatus::RefundDue => "refund_due",
+        PaymentStatus::Refunded => "refunded",
+    }
+}
+
+/// The inverse of [`payment_status_text`].
+pub(crate) fn parse_payment_status(text: &str) -> Option<PaymentStatus> {
+    match text {
+        "pending" => Some(PaymentStatus::Pending),
+        "declined" => Some(PaymentStatus::Declined),
+        "paid" => Some(PaymentStatus::Received),
+        "refund_due" => Some(PaymentStatus::RefundDue),
+        "refunded" => Some(PaymentStatus::Refunded),
+        _ => None,
+    }
+}
+
+/// How far along a payment is: a payment's status only moves forward (as in the domain, a
+/// refund stays a refund whatever is reported after it).
+pub(crate) fn payment_rank(status: PaymentStatus) -> u8 {
+    match status {
+        PaymentStatus::Pending => 0,
+        PaymentStatus::Declined => 1,
+        PaymentStatus::Received => 2,
+        PaymentStatus::RefundDue => 3,
+        PaymentStatus::Refunded => 4,
+    }
+}
+
+/// The stored spelling of a waitlist entry's status.
+pub(crate) fn waitlist_status_text(status: WaitlistStatus) -> &'static str {
+    match status {
+        WaitlistStatus::Waiting => "waiting",
+        WaitlistStatus::Offered => "offered",
+        WaitlistStatus::Claimed => "claimed",
+        WaitlistStatus::Expired => "expired",
+        WaitlistStatus::Left => "left",
+        WaitlistStatus::Closed => "closed",
+    }
+}
+
+/// The inverse of [`waitlist_status_text`].
+pub(crate) fn parse_waitlist_status(text: &str) -> Option<WaitlistStatus> {
+    match text {
+        "waiting" => Some(WaitlistStatus::Waiting),
+        "offered" => Some(WaitlistStatus::Offered),
+        "claimed" => Some(WaitlistStatus::Claimed),
+        "expired" => Some(WaitlistStatus::Expired),
+        "left" => Some(WaitlistStatus::Left),
+        "closed" => Some(WaitlistStatus::Closed),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::placeholders;
+    use super::*;
 
     #[test]
-    fn placeholders_number_rows_of_columns_in_order() {
-        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(placeholders(3, 1), "$1, $2, $3");
+    fn every_status_reads_back_as_itself() {
+        for status in [
+            RegistrationStatus::Held,
+            RegistrationStatus::Confirmed,
+            RegistrationStatus::Cancelled,
+            RegistrationStatus::Expired,
+        ] {
+            assert_eq!(
+                parse_registration_status(registration_status_text(status)),
+                Some(status)
+            );
+        }
+        for status in [
+            PaymentStatus::Pending,
+            PaymentStatus::Declined,
+            PaymentStatus::Received,
+            PaymentStatus::RefundDue,
+            PaymentStatus::Refunded,
+        ] {
+            assert_eq!(
+                parse_payment_status(payment_status_text(status)),
+                Some(status)
+            );
+        }
+        for status in [
+            WaitlistStatus::Waiting,
+            WaitlistStatus::Offered,
+            WaitlistStatus::Claimed,
+            WaitlistStatus::Expired,
+            WaitlistStatus::Left,
+            WaitlistStatus::Closed,
+        ] {
+            assert_eq!(
+                parse_waitlist_status(waitlist_status_text(status)),
+                Some(status)
+            );
+        }
     }
 }

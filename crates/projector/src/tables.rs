@@ -16,8 +16,14 @@ pub(crate) struct Tables {
     pub listing: &'static str,
     /// One row per ticket type.
     pub capacity: &'static str,
-    /// One row per registration.
+    /// One row per registration: the guest list.
     pub registrations: &'static str,
+    /// One row per ticket code, with its check-in.
+    pub tickets: &'static str,
+    /// One row per waitlist entry.
+    pub waitlist: &'static str,
+    /// One row per pending timed command, for the scheduler.
+    pub timers: &'static str,
 }
 
 /// The tables the migrations create and the query API reads.
@@ -27,6 +33,9 @@ pub(crate) const LIVE: Tables = Tables {
     listing: "event_listing",
     capacity: "event_capacity",
     registrations: "registrations",
+    tickets: "tickets",
+    waitlist: "waitlist_entries",
+    timers: "timers",
 };
 
 /// Where a rebuild folds the log before the swap. Fixed names, so that a rebuild that died half
@@ -37,21 +46,33 @@ pub(crate) const SHADOW: Tables = Tables {
     listing: "event_listing__rebuild",
     capacity: "event_capacity__rebuild",
     registrations: "registrations__rebuild",
+    tickets: "tickets__rebuild",
+    waitlist: "waitlist_entries__rebuild",
+    timers: "timers__rebuild",
 };
 
 /// What the live read-model tables are renamed to for the instant of the swap, then dropped.
 pub(crate) const OLD_SUFFIX: &str = "__old";
 
 impl Tables {
-    /// The four read-model tables (the checkpoint table is handled apart: the swap moves its
+    /// The read-model tables (the checkpoint table is handled apart: the swap moves its
     /// position, not the table).
-    pub fn read_models(&self) -> [&'static str; 4] {
-        [self.venues, self.listing, self.capacity, self.registrations]
+    pub const fn read_models(&self) -> [&'static str; 7] {
+        [
+            self.venues,
+            self.listing,
+            self.capacity,
+            self.registrations,
+            self.tickets,
+            self.waitlist,
+            self.timers,
+        ]
     }
 
-    /// `template` with `{checkpoints}`, `{venues}`, `{listing}`, `{capacity}` and
-    /// `{registrations}` replaced by this set's names. The names are compile-time constants,
-    /// never input, hence safe to splice into SQL.
+    /// `template` with `{checkpoints}`, `{venues}`, `{listing}`, `{capacity}`,
+    /// `{registrations}`, `{tickets}`, `{waitlist}` and `{timers}` replaced by this set's names.
+    /// The names are compile-time constants, never input (nor is the rest of every template),
+    /// hence safe to splice into SQL.
     pub fn sql(&self, template: &str) -> AssertSqlSafe<String> {
         let mut sql = template.to_owned();
         for (placeholder, name) in [
@@ -60,6 +81,9 @@ impl Tables {
             ("{listing}", self.listing),
             ("{capacity}", self.capacity),
             ("{registrations}", self.registrations),
+            ("{tickets}", self.tickets),
+            ("{waitlist}", self.waitlist),
+            ("{timers}", self.timers),
         ] {
             if sql.contains(placeholder) {
                 sql = sql.replace(placeholder, name);

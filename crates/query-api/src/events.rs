@@ -1,4 +1,10 @@
 //! `/v1/events`: the listing, one event's details, and its capacity.
+//!
+//! Seats are counted as the domain counts them: `confirmed` (free or paid), `held` (paid
+//! reservations waiting for payment), `offered` (kept for open waitlist offers), and
+//! `available` = what neither the ticket type's quantity nor the event's capacity has left
+//! after those three, never below 0. `waitlist` is the number of entries waiting for an offer;
+//! while it is above 0, freed seats go to the waitlist before anyone new.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -36,7 +42,7 @@ pub(crate) fn router() -> Router<QueryState> {
 
 /// Money as the API shows it.
 #[derive(Debug, Serialize)]
-struct MoneyJson {
+pub(crate) struct MoneyJson {
     amount_minor: i64,
     currency: String,
 }
@@ -220,22 +226,22 @@ fn parse_listing(pairs: Vec<(String, String)>) -> Result<ListingFilter, ApiError
             "category" => filter.category = Some(non_empty(field, value)?),
             "city" => filter.city = Some(non_empty(field, value)?),
             "cursor" => filter.after = Some(decode_cursor(&value)?),
-            _ => {
-                filter.limit = value
-                    .trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=MAX_LIMIT).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::validation(
-                            "limit",
-                            format!("must be an integer from 1 to {MAX_LIMIT}"),
-                        )
-                    })?;
-            }
+            _ => filter.limit = parse_limit(&value)?,
         }
     }
     Ok(filter)
+}
+
+/// A page size: an integer from 1 to [`MAX_LIMIT`].
+pub(crate) fn parse_limit(value: &str) -> Result<u32, ApiError> {
+    value
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(|| {
+            ApiError::validation("limit", format!("must be an integer from 1 to {MAX_LIMIT}"))
+        })
 }
 
 fn parse_time(field: &'static str, value: &str) -> Result<DateTime<Utc>, ApiError> {
@@ -292,7 +298,11 @@ struct TicketTypeJson {
     price: MoneyJson,
     quantity: u64,
     confirmed: u64,
+    held: u64,
+    offered: u64,
     available: u64,
+    /// Entries waiting for an offer.
+    waitlist: u64,
     sales_start: Option<DateTime<Utc>>,
     sales_end: Option<DateTime<Utc>>,
 }
@@ -305,7 +315,10 @@ impl From<TicketTypeRecord> for TicketTypeJson {
             price: t.price.into(),
             quantity: t.quantity,
             confirmed: t.confirmed,
+            held: t.held,
+            offered: t.offered,
             available: t.available,
+            waitlist: t.waitlist,
             sales_start: t.sales_start,
             sales_end: t.sales_end,
         }
@@ -325,7 +338,10 @@ struct EventJson {
     timezone: String,
     capacity: u64,
     confirmed: u64,
+    held: u64,
+    offered: u64,
     available: u64,
+    waitlist: u64,
     max_per_order: u64,
     min_price: Option<MoneyJson>,
     published_at: Option<DateTime<Utc>>,
@@ -359,7 +375,10 @@ async fn event_details(
         timezone: e.timezone,
         capacity: e.capacity,
         confirmed: e.confirmed,
+        held: e.held,
+        offered: e.offered,
         available: e.available,
+        waitlist: e.waitlist,
         max_per_order: e.max_per_order,
         min_price: e.min_price.map(MoneyJson::from),
         published_at: e.published_at,
@@ -374,7 +393,10 @@ struct CapacityTicketType {
     name: String,
     quantity: u64,
     confirmed: u64,
+    held: u64,
+    offered: u64,
     available: u64,
+    waitlist: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -382,11 +404,15 @@ struct CapacityJson {
     event_id: Uuid,
     capacity: u64,
     confirmed: u64,
+    held: u64,
+    offered: u64,
     available: u64,
+    waitlist: u64,
     ticket_types: Vec<CapacityTicketType>,
 }
 
-/// `GET /v1/events/{id}/capacity`: seats per event and per ticket type.
+/// `GET /v1/events/{id}/capacity`: seats per event and per ticket type (see the module docs for
+/// what each count means).
 #[instrument(skip(state))]
 async fn event_capacity(
     State(state): State<QueryState>,
@@ -400,7 +426,10 @@ async fn event_capacity(
         event_id: event.event_id,
         capacity: event.capacity,
         confirmed: event.confirmed,
+        held: event.held,
+        offered: event.offered,
         available: event.available,
+        waitlist: event.waitlist,
         ticket_types: ticket_types
             .into_iter()
             .map(|t| CapacityTicketType {
@@ -408,7 +437,10 @@ async fn event_capacity(
                 name: t.name,
                 quantity: t.quantity,
                 confirmed: t.confirmed,
+                held: t.held,
+                offered: t.offered,
                 available: t.available,
+                waitlist: t.waitlist,
             })
             .collect(),
     }))

@@ -1,13 +1,15 @@
 //! Marquee's query API: the read side over HTTP.
 //!
-//! What lives here: the axum routes that serve the read models (`/v1/events…`), the health and
-//! projection-progress endpoints, read-your-writes (`Marquee-Min-Position`), and the one
-//! [`ApiError`] that turns every failure into RFC 9457 problem+json.
+//! What lives here: the axum routes that serve the read models (`/v1/events…`, among them the
+//! guest list `/v1/events/{id}/attendees`), the health and projection-progress endpoints,
+//! read-your-writes (`Marquee-Min-Position`), and the one [`ApiError`] that turns every failure
+//! into RFC 9457 problem+json.
 //!
 //! What must not live here: SQL and the read-model schema (they belong to `marquee-projector`,
 //! which this crate reads through [`marquee_projector::ReadModels`]), writes of any kind, and
 //! business rules. Handlers parse, ask, and shape JSON.
 
+mod attendees;
 mod error;
 mod events;
 mod health;
@@ -68,6 +70,7 @@ impl QueryState {
 pub fn router(state: QueryState) -> Router {
     Router::new()
         .merge(events::router())
+        .merge(attendees::router())
         .merge(health::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
