@@ -872,8 +872,8 @@ pub enum EventError {
     /// Capacity above what the venue holds (`capacity_exceeds_venue`).
     #[error("capacity {capacity} exceeds the venue's capacity {venue_capacity}")]
     CapacityExceedsVenue { capacity: u32, venue_capacity: u32 },
-    /// Capacity below the seats already confirmed (`capacity_below_sold`).
-    #[error("capacity {capacity} is below the {sold} seats already confirmed")]
+    /// Capacity below the seats already confirmed, held or offered (`capacity_below_sold`).
+    #[error("capacity {capacity} is below the {sold} seats already confirmed, held or offered")]
     CapacityBelowSold { capacity: u32, sold: u32 },
     /// The command does not fit the event's status, e.g. publishing twice (`invalid_state`).
     #[error("event is {status:?}: {message}")]
