@@ -11,6 +11,9 @@ use marquee_store::testing::PgTestDb;
 use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 
+/// The payment webhook secret every spawned app is configured with, so tests can sign webhooks.
+pub const TEST_WEBHOOK_SECRET: &str = "whsec_marquee_tests";
+
 /// Which log backend the app runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -134,7 +137,11 @@ fn start(data_dir: &Path, database_url: Option<&str>) -> (Child, String, String)
     if let Some(url) = database_url {
         args.extend(["--database-url".to_owned(), url.to_owned()]);
     }
-    let (child, announced) = spawn_marquee(&args, &[], &["command API on ", "query API on "]);
+    let (child, announced) = spawn_marquee(
+        &args,
+        &[("MARQUEE_PAYMENT_WEBHOOK_SECRET", TEST_WEBHOOK_SECRET)],
+        &["command API on ", "query API on "],
+    );
     (child, announced[0].clone(), announced[1].clone())
 }
 

@@ -9,4 +9,5 @@ mod helpers;
 mod idempotency;
 mod readme;
 mod rush;
+mod ticketing;
 mod walking_skeleton;
