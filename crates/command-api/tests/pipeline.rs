@@ -484,3 +484,59 @@ async fn a_multi_command_request_is_all_or_nothing_inside_a_batch() {
     ));
     assert_eq!(confirmed_in_log(&*store, &stream).await, 1);
 }
+
+/// A decider that stays alive between commands must not answer from a state another process
+/// has moved past: here the other process cancels the only registration, and the live decider
+/// must see the freed seat instead of answering `sold_out` from memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_decider_answers_refusals_from_the_log_as_another_process_left_it() {
+    let store = connect("memory:").await.expect("store");
+    let staying = EngineOptions {
+        idle: Duration::from_secs(600),
+        ..pipeline()
+    };
+    let here = engine(store.clone(), staying);
+    let elsewhere = engine(store, pipeline());
+    let (stream, ticket_type_id) = event_on_sale(&here, 1).await;
+
+    let first = reserve(ticket_type_id, 1);
+    let EventCommand::Reserve {
+        registration_id, ..
+    } = first.clone()
+    else {
+        unreachable!("reserve() builds a Reserve")
+    };
+    here.execute::<EventAggregate>(&stream, vec![first], &context(), ok)
+        .await
+        .expect("the only seat");
+    let sold_out = here
+        .execute::<EventAggregate>(&stream, vec![reserve(ticket_type_id, 2)], &context(), ok)
+        .await;
+    assert!(
+        matches!(
+            sold_out,
+            Err(ApiError::Event(EventError::SoldOut { available: 0 }))
+        ),
+        "the second attempt is sold out"
+    );
+
+    // Another process frees the seat while this process's decider is still running.
+    elsewhere
+        .execute::<EventAggregate>(
+            &stream,
+            vec![EventCommand::CancelRegistration { registration_id }],
+            &context(),
+            ok,
+        )
+        .await
+        .expect("cancelled elsewhere");
+
+    let again = here
+        .execute::<EventAggregate>(&stream, vec![reserve(ticket_type_id, 3)], &context(), ok)
+        .await;
+    assert!(
+        again.is_ok(),
+        "the freed seat is reservable through the live decider: {:?}",
+        again.err()
+    );
+}
