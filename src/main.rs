@@ -31,7 +31,7 @@ struct Cli {
 enum Action {
     /// Run everything in one process: command API, projector and query API (embedded default).
     Serve(ServeArgs),
-    /// Run only the command API (writes).
+    /// Run only the command API (writes), with its scheduler (timed commands and refunds).
     CommandApi(CommandApiArgs),
     /// Run only the projector (folds the log into read models; from JetStream when `NATS_URL`
     /// is set). Any number may run: a lease lets one apply at a time, the others stand by.
@@ -40,8 +40,9 @@ enum Action {
     QueryApi(QueryApiArgs),
     /// Run only the relay: publishes the log to NATS JetStream (needs `NATS_URL`).
     Relay(RelayArgs),
-    /// Run only the scheduler: expires holds and offers when due and carries out refunds. Any
-    /// number may run: on Postgres one acts at a time (advisory lock), the others stand by.
+    /// Run only the scheduler: expires holds and offers when due and carries out refunds (also
+    /// inside `serve` and `command-api`). Any number may run: on Postgres one acts at a time
+    /// (advisory lock), the others stand by.
     Scheduler(SchedulerArgs),
     /// Manage projections (the read models).
     #[command(subcommand)]
@@ -285,8 +286,21 @@ async fn main() -> anyhow::Result<()> {
         Action::Serve(args) => serve(args, stopped).await,
         Action::CommandApi(args) => {
             let store = open_store(&args.storage).await?;
+            let read = ReadModels::connect(&args.storage.url())
+                .await
+                .context("opening the read models")?;
             let state = command_state(store, &args.engine, &args.payments)?;
-            run_command_api(state, args.addr, stopped).await
+            // Each replica runs a scheduler next to its command API (on Postgres one acts at a
+            // time): its refunds then go through the same gateway the payments were taken with.
+            let scheduler = tokio::spawn(run_scheduler(
+                state.engine.clone(),
+                read,
+                state.payments.clone(),
+                &args.storage.url(),
+                stopped.clone(),
+            ));
+            run_command_api(state, args.addr, stopped).await?;
+            scheduler.await.context("scheduler task")?
         }
         Action::Scheduler(args) => {
             let store = open_store(&args.storage).await?;

@@ -42,6 +42,10 @@ async fn the_readme_walkthrough_works_as_written() {
         .replace(
             "/tmp/marquee-reservation.json",
             &scratch.path().join("r.json").display().to_string(),
+        )
+        .replace(
+            "/tmp/marquee-paid.json",
+            &scratch.path().join("p.json").display().to_string(),
         );
     let output = tokio::task::spawn_blocking(move || {
         Command::new("bash")
@@ -67,5 +71,18 @@ async fn the_readme_walkthrough_works_as_written() {
     assert!(
         stdout.contains("\"title\":\"Rust Meetup\""),
         "listing: {stdout}"
+    );
+    assert!(
+        stdout.contains("\"result\":\"ok\""),
+        "the first scan lets the ticket in: {stdout}"
+    );
+    assert!(
+        stdout.contains("\"code\":\"already_redeemed\""),
+        "the second scan is refused: {stdout}"
+    );
+    assert_eq!(
+        stdout.matches("\"status\":\"confirmed\"").count(),
+        2,
+        "the free reservation and the payment confirm: {stdout}"
     );
 }
