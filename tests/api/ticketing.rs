@@ -601,3 +601,187 @@ async fn registration_questions_are_asked_and_their_answers_checked() {
         json!({ "diet": "vegan", "country": "DE", "age": "25_34", "topics": ["rust"] })
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_on_the_ticketing_routes_is_a_problem_with_a_stable_code_and_appends_nothing() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (event_id, ticket_type_id) = paid_event(&app, 1, 600).await;
+    let held = app.reserve(&event_id, &ticket_type_id, 1, 1).await;
+    let registration = text(&held.body["registration_id"]);
+    let venue_id = app.create_venue(10).await;
+    let free_event = app.draft_event(&venue_id, "Free").await;
+    let free_type = app.add_free_ticket_type(&free_event, "GA", 5).await;
+    app.publish(&free_event).await;
+    let free = app.reserve(&free_event, &free_type, 1, 2).await;
+    let free_registration = text(&free.body["registration_id"]);
+    let unknown = uuid::Uuid::now_v7();
+    let e = &event_id;
+    let cases: Vec<(String, Value, u16, &str)> = vec![
+        (
+            format!("/v1/events/{e}/reservations/{registration}/pay"),
+            json!({ "card_number": "1234" }),
+            422,
+            "validation_failed",
+        ),
+        (
+            format!("/v1/events/{e}/reservations/{registration}/pay"),
+            json!({}),
+            422,
+            "validation_failed",
+        ),
+        (
+            format!("/v1/events/{e}/reservations/{registration}/pay"),
+            json!({ "card_number": "4242424242424242", "tip": 5 }),
+            422,
+            "validation_failed",
+        ),
+        (
+            format!("/v1/events/{e}/reservations/{unknown}/pay"),
+            json!({ "card_number": "4242424242424242" }),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/v1/events/{free_event}/reservations/{free_registration}/pay"),
+            json!({ "card_number": "4242424242424242" }),
+            409,
+            "not_payable",
+        ),
+        (
+            format!("/v1/events/{e}/reservations/{registration}/pay"),
+            json!({ "card_number": "4000000000000119" }),
+            503,
+            "payment_provider_unavailable",
+        ),
+        (
+            format!("/v1/events/{e}/waitlist"),
+            json!({ "ticket_type_id": ticket_type_id, "quantity": 0, "attendee": { "name": "A", "email": "a@example.com" } }),
+            422,
+            "validation_failed",
+        ),
+        (
+            format!("/v1/events/{e}/waitlist"),
+            json!({ "ticket_type_id": unknown, "attendee": { "name": "A", "email": "a@example.com" } }),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/v1/events/{free_event}/waitlist"),
+            json!({ "ticket_type_id": free_type, "attendee": { "name": "A", "email": "a@example.com" } }),
+            409,
+            "seats_available",
+        ),
+        (
+            format!("/v1/events/{e}/waitlist/{unknown}/claim"),
+            json!({}),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/v1/events/{e}/waitlist/not-a-uuid/leave"),
+            json!({}),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/v1/events/{e}/check-ins"),
+            json!({ "ticket_code": "x", "nonce": "" }),
+            422,
+            "validation_failed",
+        ),
+        (
+            format!("/v1/events/{e}/check-ins"),
+            json!({ "ticket_code": "x", "nonce": "n".repeat(200) }),
+            422,
+            "validation_failed",
+        ),
+        (
+            format!("/v1/events/{e}/check-ins"),
+            json!({ "ticket_code": "x", "nonce": "n1", "scanned_at": "2999-01-01T00:00:00Z" }),
+            422,
+            "validation_failed",
+        ),
+        (
+            format!("/v1/events/{e}/check-ins"),
+            json!({ "ticket_code": 5, "nonce": "n1" }),
+            422,
+            "validation_failed",
+        ),
+        (
+            format!("/v1/events/{e}/check-ins/{}/revert", "a".repeat(32)),
+            json!({}),
+            404,
+            "invalid",
+        ),
+        (
+            format!("/v1/events/{e}/reschedule"),
+            json!({ "starts_at": "2031-01-01T20:00:00Z", "ends_at": "2031-01-01T18:00:00Z" }),
+            422,
+            "validation_failed",
+        ),
+        (
+            format!("/v1/events/{e}/reschedule"),
+            json!({ "starts_at": "yesterday", "ends_at": "2031-01-01T18:00:00Z" }),
+            422,
+            "validation_failed",
+        ),
+        (
+            format!("/v1/events/{unknown}/reschedule"),
+            json!({ "starts_at": "2031-01-01T18:00:00Z", "ends_at": "2031-01-01T20:00:00Z" }),
+            404,
+            "not_found",
+        ),
+        (
+            format!("/v1/events/{e}/reservations"),
+            json!({ "ticket_type_id": ticket_type_id, "quantity": 1, "attendee": { "name": "A", "email": "a@example.com" }, "answers": { "nope": "x" } }),
+            422,
+            "validation_failed",
+        ),
+        (
+            "/v1/payments/test-gateway/settle".to_owned(),
+            json!({ "payment_id": "pay_unknown", "event_id": e, "registration_id": registration, "succeeded": true }),
+            404,
+            "not_found",
+        ),
+    ];
+    let before = app.head_position().await;
+    for (path, body, status, code) in cases {
+        let reply = app.post(&path, body.clone()).await;
+        assert_eq!(reply.status, status, "{path} {body}: {}", reply.body);
+        reply.assert_problem(status, code);
+    }
+    let malformed = app
+        .send(
+            app.client
+                .post(format!("{}/v1/events/{e}/check-ins", app.command_url))
+                .header("content-type", "application/json")
+                .body("{\"ticket_code\":"),
+        )
+        .await;
+    malformed.assert_problem(400, "malformed_json");
+    let questions = app
+        .send(
+            app.client
+                .put(format!("{}/v1/events/{e}/questions", app.command_url))
+                .json(&json!({ "questions": [
+                    { "id": "a", "label": "A", "type": "text" },
+                    { "id": "a", "label": "B", "type": "text" },
+                ] })),
+        )
+        .await;
+    questions.assert_problem(422, "validation_failed");
+    // A signed webhook whose body is not a notification: refused after the signature check.
+    let now = chrono::Utc::now().timestamp();
+    let body = "{\"payment_id\":";
+    let signature =
+        marquee_payments::webhook::sign(TEST_WEBHOOK_SECRET.as_bytes(), now, body.as_bytes());
+    app.send(
+        app.client
+            .post(format!("{}/v1/payments/webhook", app.command_url))
+            .header("Marquee-Signature", signature)
+            .body(body),
+    )
+    .await
+    .assert_problem(400, "malformed_json");
+    assert_eq!(app.head_position().await, before, "nothing was appended");
+}
