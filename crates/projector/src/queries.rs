@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use marquee_domain::event::{Answers, Attendee, EventStatus, PaymentStatus, RegistrationStatus};
+use marquee_domain::event::{
+    Answers, Attendee, EventStatus, PaymentStatus, RegistrationStatus, WaitlistStatus,
+};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use uuid::Uuid;
@@ -12,7 +14,8 @@ use uuid::Uuid;
 use crate::apply::{parse_status, search_key, status_text, to_i64};
 use crate::read_models::to_u64;
 use crate::registrations::{
-    parse_payment_status, parse_registration_status, payment_status_text, registration_status_text,
+    parse_payment_status, parse_registration_status, parse_waitlist_status, payment_status_text,
+    registration_status_text,
 };
 use crate::rows::ID_CHUNK;
 use crate::time::{from_opt_text, from_text, to_text};
@@ -232,6 +235,29 @@ pub struct GuestTicket {
     pub checked_in_at: Option<DateTime<Utc>>,
 }
 
+/// One entry of an event's waitlist. Holds personal data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitlistRecord {
+    /// The entry.
+    pub entry_id: Uuid,
+    /// The ticket type waited for.
+    pub ticket_type_id: Uuid,
+    /// Who waits.
+    pub attendee: Attendee,
+    /// Seats wanted.
+    pub quantity: u64,
+    /// Waiting, offered, claimed, expired, left or closed.
+    pub status: WaitlistStatus,
+    /// Join order across the whole event, from 0.
+    pub seq: u64,
+    /// When it joined.
+    pub joined_at: DateTime<Utc>,
+    /// When the open offer expires, while there is one.
+    pub offer_expires_at: Option<DateTime<Utc>>,
+    /// The registration a claimed offer became.
+    pub registration_id: Option<Uuid>,
+}
+
 /// A projection's progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProjectionCheckpoint {
@@ -432,6 +458,47 @@ impl ReadModels {
                 .unwrap_or_default();
         }
         Ok(Some(entries))
+    }
+
+    /// Every entry of an event's waitlist ever made, in join order (empty for an unknown
+    /// event).
+    pub async fn waitlist(&self, event_id: Uuid) -> Result<Vec<WaitlistRecord>, ProjectorError> {
+        let rows = sqlx::query(
+            "SELECT entry_id, ticket_type_id, attendee_name, attendee_email, quantity, status, \
+             seq, joined_at, offer_expires_at, registration_id FROM waitlist_entries \
+             WHERE event_id = $1 ORDER BY seq",
+        )
+        .bind(event_id.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let status: String = row.try_get("status")?;
+                let registration_id: Option<String> = row.try_get("registration_id")?;
+                Ok(WaitlistRecord {
+                    entry_id: uuid_column(row, "entry_id")?,
+                    ticket_type_id: uuid_column(row, "ticket_type_id")?,
+                    attendee: Attendee {
+                        name: row.try_get("attendee_name")?,
+                        email: row.try_get("attendee_email")?,
+                    },
+                    quantity: count_column(row, "quantity")?,
+                    status: parse_waitlist_status(&status).ok_or_else(|| {
+                        ProjectorError::Corrupt(format!("waitlist status `{status}`"))
+                    })?,
+                    seq: count_column(row, "seq")?,
+                    joined_at: from_text(&row.try_get::<String, _>("joined_at")?)?,
+                    offer_expires_at: from_opt_text(row.try_get("offer_expires_at")?)?,
+                    registration_id: registration_id
+                        .map(|id| {
+                            Uuid::parse_str(&id).map_err(|e| {
+                                ProjectorError::Corrupt(format!("registration_id `{id}`: {e}"))
+                            })
+                        })
+                        .transpose()?,
+                })
+            })
+            .collect()
     }
 
     /// Every projection's checkpoint, by name.

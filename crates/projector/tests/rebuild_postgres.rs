@@ -7,6 +7,11 @@
 )]
 mod common;
 mod rebuild_scenarios;
+#[allow(
+    dead_code,
+    reason = "this binary uses the builders, not the ticketing scenarios"
+)]
+mod ticketing_scenarios;
 
 use common::Backend;
 

@@ -9,10 +9,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Utc};
-use marquee_domain::event::{Attendee, DetailsChange, EventFact};
+use marquee_domain::event::{AnswerValue, Attendee, DetailsChange, EventFact};
 use marquee_domain::venue::VenueFact;
 use marquee_domain::{
-    EventId, FactCodec, Money, RegistrationId, TicketCode, TicketTypeId, VenueId,
+    EventId, FactCodec, Money, PaymentId, RegistrationId, TicketCode, TicketTypeId, VenueId,
+    WaitlistEntryId,
 };
 use marquee_projector::{Projector, ReadModels};
 use marquee_query_api::{QueryState, router};
@@ -261,6 +262,100 @@ fn confirmed(ticket_type: TicketTypeId, quantity: u32) -> EventFact {
             .map(|_| TicketCode(Uuid::new_v4().simple().to_string()))
             .collect(),
         confirmed_at: at("2026-02-02T00:00:00Z"),
+    }
+}
+
+fn person(name: &str) -> Attendee {
+    Attendee {
+        name: name.to_owned(),
+        email: format!("{}@example.org", name.to_lowercase()),
+    }
+}
+
+fn codes(quantity: u32) -> Vec<TicketCode> {
+    (0..quantity)
+        .map(|_| TicketCode(Uuid::new_v4().simple().to_string()))
+        .collect()
+}
+
+fn registered(
+    registration: RegistrationId,
+    ticket_type: TicketTypeId,
+    name: &str,
+    ticket_codes: Vec<TicketCode>,
+) -> EventFact {
+    EventFact::RegistrationConfirmed {
+        registration_id: registration,
+        ticket_type_id: ticket_type,
+        attendee: person(name),
+        quantity: u32::try_from(ticket_codes.len()).expect("few codes"),
+        ticket_codes,
+        confirmed_at: at("2026-02-02T00:00:00Z"),
+    }
+}
+
+/// Seats of a 25 EUR ticket type held until 10:15.
+fn held(
+    registration: RegistrationId,
+    ticket_type: TicketTypeId,
+    name: &str,
+    quantity: u32,
+) -> EventFact {
+    EventFact::SeatsHeld {
+        registration_id: registration,
+        ticket_type_id: ticket_type,
+        attendee: person(name),
+        quantity,
+        ticket_codes: codes(quantity),
+        price: Money {
+            amount_minor: 2500 * i64::from(quantity),
+            currency: "EUR".to_owned(),
+        },
+        expires_at: at("2026-02-02T10:15:00Z"),
+        held_at: at("2026-02-02T10:00:00Z"),
+    }
+}
+
+fn paid(
+    registration: RegistrationId,
+    ticket_type: TicketTypeId,
+    quantity: u32,
+    payment: &str,
+) -> [EventFact; 2] {
+    [
+        EventFact::PaymentReceived {
+            registration_id: registration,
+            payment_id: PaymentId(payment.to_owned()),
+            amount: Money {
+                amount_minor: 2500 * i64::from(quantity),
+                currency: "EUR".to_owned(),
+            },
+            received_at: at("2026-02-02T10:05:00Z"),
+        },
+        EventFact::HoldConfirmed {
+            registration_id: registration,
+            ticket_type_id: ticket_type,
+            quantity,
+            payment_id: PaymentId(payment.to_owned()),
+            late: false,
+            confirmed_at: at("2026-02-02T10:05:00Z"),
+        },
+    ]
+}
+
+fn joined(
+    entry: WaitlistEntryId,
+    ticket_type: TicketTypeId,
+    name: &str,
+    quantity: u32,
+) -> EventFact {
+    EventFact::WaitlistJoined {
+        entry_id: entry,
+        ticket_type_id: ticket_type,
+        attendee: person(name),
+        quantity,
+        answers: Default::default(),
+        joined_at: at("2026-02-02T11:00:00Z"),
     }
 }
 
@@ -514,12 +609,311 @@ async fn capacity_shows_seats_per_event_and_ticket_type(api: TestApi) {
     );
 }
 
+async fn capacity_counts_held_offered_and_waiting_seats_per_ticket_type(api: TestApi) {
+    let venue = api.venue("Hall A", "Berlin").await;
+    let (paid_type, free_type) = (TicketTypeId(Uuid::now_v7()), TicketTypeId(Uuid::now_v7()));
+    let (hold, pay, expired) = (
+        RegistrationId(Uuid::now_v7()),
+        RegistrationId(Uuid::now_v7()),
+        RegistrationId(Uuid::now_v7()),
+    );
+    let (offered, waiting) = (
+        WaitlistEntryId(Uuid::now_v7()),
+        WaitlistEntryId(Uuid::now_v7()),
+    );
+    let mut facts = vec![
+        ticket_type(paid_type, "Paid", 2500, 6),
+        ticket_type(free_type, "Free", 0, 200),
+        published(),
+        held(hold, paid_type, "Hal", 2),
+        held(pay, paid_type, "Pia", 1),
+    ];
+    facts.extend(paid(pay, paid_type, 1, "pay_1"));
+    facts.extend([
+        held(expired, paid_type, "Exa", 3),
+        joined(offered, paid_type, "Una", 1),
+        joined(waiting, paid_type, "Vic", 2),
+        EventFact::HoldExpired {
+            registration_id: expired,
+            ticket_type_id: paid_type,
+            quantity: 3,
+            expired_at: at("2026-02-02T10:15:00Z"),
+        },
+        EventFact::WaitlistOfferMade {
+            entry_id: offered,
+            ticket_type_id: paid_type,
+            quantity: 1,
+            expires_at: at("2026-02-03T10:15:00Z"),
+            offered_at: at("2026-02-02T10:15:00Z"),
+        },
+        confirmed(free_type, 4),
+    ]);
+    let (event, position) = api
+        .event(venue, "Gala", "Music", "2026-06-01T18:00:00Z", facts)
+        .await;
+
+    let reply = api.get(&format!("/v1/events/{}/capacity", event.0)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.position, Some(position));
+    let body = &reply.body;
+    // Event capacity 100: 5 confirmed, 2 held, 1 offered leave 92.
+    for (key, value) in [
+        ("capacity", 100),
+        ("confirmed", 5),
+        ("held", 2),
+        ("offered", 1),
+        ("available", 92),
+        ("waitlist", 1),
+    ] {
+        assert_eq!(body[key], value, "event {key}: {body}");
+    }
+    let types = body["ticket_types"].as_array().expect("ticket_types");
+    let paid_row = &types[0];
+    assert_eq!(paid_row["ticket_type_id"], paid_type.0.to_string());
+    assert_eq!(paid_row["name"], "Paid");
+    for (key, value) in [
+        ("quantity", 6),
+        ("confirmed", 1),
+        ("held", 2),
+        ("offered", 1),
+        ("available", 2),
+        ("waitlist", 1),
+    ] {
+        assert_eq!(paid_row[key], value, "paid type {key}: {paid_row}");
+    }
+    assert_eq!(
+        paid_row.as_object().map(|o| o.len()),
+        Some(8),
+        "exactly id, name and six counts: {paid_row}"
+    );
+    assert_eq!(types[1]["confirmed"], 4);
+    assert_eq!(
+        types[1]["available"], 92,
+        "limited by the event's seats left"
+    );
+
+    // The event's page shows the same availability and the line's length.
+    let reply = api.get(&format!("/v1/events/{}", event.0)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let details = &reply.body;
+    assert_eq!(details["available"], 92);
+    assert_eq!(details["held"], 2);
+    assert_eq!(details["waitlist"], 1);
+    let t = &details["ticket_types"][0];
+    assert_eq!(
+        (
+            &t["confirmed"],
+            &t["held"],
+            &t["offered"],
+            &t["available"],
+            &t["waitlist"]
+        ),
+        (
+            &Value::from(1),
+            &Value::from(2),
+            &Value::from(1),
+            &Value::from(2),
+            &Value::from(1)
+        )
+    );
+}
+
+async fn the_guest_list_shows_each_registration_with_its_attendee_answers_and_tickets(
+    api: TestApi,
+) {
+    let venue = api.venue("Hall A", "Berlin").await;
+    let (standard, free) = (TicketTypeId(Uuid::now_v7()), TicketTypeId(Uuid::now_v7()));
+    let (ada, bob, cy) = (
+        RegistrationId(Uuid::now_v7()),
+        RegistrationId(Uuid::now_v7()),
+        RegistrationId(Uuid::now_v7()),
+    );
+    let ada_codes = codes(2);
+    let mut facts = vec![
+        ticket_type(standard, "Standard", 2500, 50),
+        ticket_type(free, "Free", 0, 50),
+        published(),
+        registered(ada, free, "Ada", ada_codes.clone()),
+        EventFact::AnswersGiven {
+            registration_id: ada,
+            answers: [
+                ("country".to_owned(), AnswerValue::One("DE".to_owned())),
+                (
+                    "interests".to_owned(),
+                    AnswerValue::Many(vec!["jazz".to_owned(), "rock".to_owned()]),
+                ),
+            ]
+            .into_iter()
+            .collect(),
+        },
+        held(bob, standard, "Bob", 1),
+    ];
+    facts.extend(paid(bob, standard, 1, "pay_bob"));
+    facts.extend([
+        held(cy, standard, "Cy", 2),
+        EventFact::TicketCheckedIn {
+            ticket_code: ada_codes[0].clone(),
+            registration_id: ada,
+            ticket_type_id: free,
+            nonce: "door-1-0001".to_owned(),
+            scanned_at: at("2026-06-01T18:05:00Z"),
+            recorded_at: at("2026-06-01T18:30:00Z"),
+        },
+    ]);
+    let (event, position) = api
+        .event(venue, "Gala", "Music", "2026-06-01T18:00:00Z", facts)
+        .await;
+    let uri = format!("/v1/events/{}/attendees", event.0);
+
+    let reply = api.get(&uri).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.position, Some(position));
+    assert_eq!(reply.body["next_cursor"], Value::Null);
+    let items = reply.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3);
+    let a = &items[0];
+    assert_eq!(a["registration_id"], ada.0.to_string());
+    assert_eq!(a["status"], "confirmed");
+    assert_eq!(a["attendee"]["name"], "Ada");
+    assert_eq!(a["attendee"]["email"], "ada@example.org");
+    assert_eq!(a["ticket_type"]["id"], free.0.to_string());
+    assert_eq!(a["ticket_type"]["name"], "Free");
+    assert_eq!(a["quantity"], 2);
+    assert_eq!(a["answers"]["country"], "DE");
+    assert_eq!(a["answers"]["interests"][1], "rock");
+    assert_eq!(a["price"], Value::Null);
+    assert_eq!(a["payment"], Value::Null);
+    assert_eq!(a["registered_at"], "2026-02-02T00:00:00Z");
+    assert_eq!(a["tickets"][0]["code"], ada_codes[0].0);
+    assert_eq!(a["tickets"][0]["checked_in_at"], "2026-06-01T18:05:00Z");
+    assert_eq!(a["tickets"][1]["code"], ada_codes[1].0);
+    assert_eq!(a["tickets"][1]["checked_in_at"], Value::Null);
+    let b = &items[1];
+    assert_eq!(b["status"], "confirmed");
+    assert_eq!(b["price"]["amount_minor"], 2500);
+    assert_eq!(b["price"]["currency"], "EUR");
+    assert_eq!(b["payment"]["id"], "pay_bob");
+    assert_eq!(b["payment"]["status"], "paid");
+    assert_eq!(b["answers"], serde_json::json!({}));
+    let c = &items[2];
+    assert_eq!(c["status"], "held");
+    assert_eq!(c["hold_expires_at"], "2026-02-02T10:15:00Z");
+    assert_eq!(c["tickets"].as_array().map(Vec::len), Some(2));
+
+    let ids = |reply: &Reply| -> Vec<String> {
+        reply.body["items"]
+            .as_array()
+            .unwrap_or_else(|| panic!("items in {}", reply.body))
+            .iter()
+            .map(|g| g["registration_id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    let only = |query: &str| format!("{uri}?{query}");
+    assert_eq!(
+        ids(&api.get(&only("status=held")).await),
+        [cy.0.to_string()]
+    );
+    assert_eq!(
+        ids(&api
+            .get(&only(&format!("ticket_type_id={}", standard.0)))
+            .await),
+        [bob.0.to_string(), cy.0.to_string()]
+    );
+    assert_eq!(
+        ids(&api.get(&only("checked_in=true")).await),
+        [ada.0.to_string()]
+    );
+    assert_eq!(
+        ids(&api.get(&only("checked_in=false&status=confirmed")).await),
+        [ada.0.to_string(), bob.0.to_string()],
+        "Ada's second ticket is still to scan"
+    );
+
+    // Page by page, every registration exactly once, in order.
+    let mut seen = Vec::new();
+    let mut next = only("limit=2");
+    let mut pages = 0;
+    loop {
+        let reply = api.get(&next).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        seen.extend(ids(&reply));
+        pages += 1;
+        match reply.body["next_cursor"].as_str() {
+            Some(cursor) => next = only(&format!("limit=2&cursor={cursor}")),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 2);
+    assert_eq!(
+        seen,
+        [ada.0.to_string(), bob.0.to_string(), cy.0.to_string()]
+    );
+}
+
+async fn the_guest_list_reads_its_own_writes(api: TestApi) {
+    let venue = api.venue("Hall A", "Berlin").await;
+    let free = TicketTypeId(Uuid::now_v7());
+    let (event, _) = api
+        .event(
+            venue,
+            "Gala",
+            "Music",
+            "2026-06-01T18:00:00Z",
+            vec![ticket_type(free, "Free", 0, 20), published()],
+        )
+        .await;
+    let uri = format!("/v1/events/{}/attendees", event.0);
+    for n in 1..=3 {
+        let position = api.append(&event.stream(), &[confirmed(free, 1)]).await;
+        let reply = api.get_at(&uri, &position.to_string()).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert!(reply.position >= Some(position));
+        assert_eq!(reply.body["items"].as_array().map(Vec::len), Some(n));
+    }
+}
+
+async fn bad_guest_list_parameters_are_400_problems_naming_the_parameter(api: TestApi) {
+    let venue = api.venue("Hall A", "Berlin").await;
+    let (event, _) = api
+        .event(venue, "Gala", "Music", "2026-06-01T18:00:00Z", vec![])
+        .await;
+    for (query, field) in [
+        ("status=paid", "status"),
+        ("ticket_type_id=vip", "ticket_type_id"),
+        ("checked_in=yes", "checked_in"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("cursor=%21%21%21", "cursor"),
+        ("cursor=bm90IGEgY3Vyc29y", "cursor"),
+        ("status=held&status=held", "status"),
+        ("city=Berlin", "city"),
+    ] {
+        let reply = api
+            .get(&format!("/v1/events/{}/attendees?{query}", event.0))
+            .await;
+        reply.assert_problem(400, "validation_failed");
+        assert_eq!(reply.body["field"], field, "{query}: {}", reply.body);
+    }
+    let reply = api
+        .get(&format!("/v1/events/{}/attendees?limit=100", event.0))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(
+        reply.body["items"],
+        serde_json::json!([]),
+        "a draft with nobody yet"
+    );
+}
+
 async fn an_unknown_or_malformed_event_id_is_a_404_problem(api: TestApi) {
     for uri in [
         format!("/v1/events/{}", Uuid::now_v7()),
         format!("/v1/events/{}/capacity", Uuid::now_v7()),
+        format!("/v1/events/{}/attendees", Uuid::now_v7()),
+        format!("/v1/events/{}/attendees?status=held", Uuid::now_v7()),
         "/v1/events/not-a-uuid".to_owned(),
         "/v1/events/not-a-uuid/capacity".to_owned(),
+        "/v1/events/not-a-uuid/attendees".to_owned(),
     ] {
         let reply = api.get(&uri).await;
         reply.assert_problem(404, "not_found");
@@ -759,6 +1153,9 @@ on_every_engine!(
     paging_through_the_listing_visits_every_event_exactly_once_despite_inserts,
     event_details_show_the_venue_ticket_types_prices_and_seats,
     capacity_shows_seats_per_event_and_ticket_type,
+    capacity_counts_held_offered_and_waiting_seats_per_ticket_type,
+    the_guest_list_shows_each_registration_with_its_attendee_answers_and_tickets,
+    the_guest_list_reads_its_own_writes,
     an_unknown_or_malformed_event_id_is_a_404_problem,
     a_min_position_already_applied_answers_at_once_with_the_position_header,
     a_min_position_just_written_waits_and_reads_its_own_write,
@@ -787,4 +1184,5 @@ on_memory!(
     a_malformed_min_position_header_is_a_400,
     unknown_routes_are_404_and_wrong_methods_405_problems,
     bad_listing_parameters_are_400_problems_naming_the_parameter,
+    bad_guest_list_parameters_are_400_problems_naming_the_parameter,
 );

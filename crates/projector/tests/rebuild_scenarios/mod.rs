@@ -5,17 +5,23 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use marquee_domain::RegistrationId;
 use marquee_domain::event::EventFact;
 use marquee_domain::venue::VenueFact;
+use marquee_domain::{RegistrationId, WaitlistEntryId};
 use marquee_projector::queries::ListingFilter;
-use marquee_projector::{PROJECTION, Projector, ProjectorError, RebuildOptions, RebuildProgress};
+use marquee_projector::{
+    PROJECTION, Projector, ProjectorError, READ_MODEL_TABLES, RebuildOptions, RebuildProgress,
+};
 use marquee_store::EventStore;
 use sqlx::{AnyPool, Row};
 use uuid::Uuid;
 
 use crate::common::{
     Backend, Fixture, append, cancelled, confirmed, details, project_until, published_event, seats,
+};
+use crate::ticketing_scenarios::{
+    check_in_reverted, checked_in, codes, confirmed_with, held, held_with, hold_confirmed,
+    hold_expired, joined, offer_made, payment_received, refund_due,
 };
 
 /// Every read-model table with the columns it is ordered by.
@@ -24,8 +30,64 @@ const TABLES: &[(&str, &str)] = &[
     ("event_listing", "event_id"),
     ("event_capacity", "event_id, ticket_type_id"),
     ("registrations", "registration_id"),
+    ("tickets", "code, event_id"),
+    ("waitlist_entries", "entry_id"),
+    ("timers", "timer_id"),
     ("projector_checkpoints", "projection"),
 ];
+
+#[test]
+fn every_read_model_table_is_compared() {
+    for table in READ_MODEL_TABLES {
+        assert!(
+            TABLES.iter().any(|(name, _)| *name == table),
+            "{table} is missing from TABLES"
+        );
+    }
+}
+
+/// Holds paid, expired and still open, a waitlist with an offer and an entry in line, a
+/// check-in (and one reverted), answers and a refund due: every ticketing table gets rows,
+/// timers of every kind among them.
+fn ticketing(f: &Fixture) -> Vec<EventFact> {
+    let (paid, expired, open, free) = (
+        RegistrationId(Uuid::now_v7()),
+        RegistrationId(Uuid::now_v7()),
+        RegistrationId(Uuid::now_v7()),
+        RegistrationId(Uuid::now_v7()),
+    );
+    let (offered, waiting) = (
+        WaitlistEntryId(Uuid::now_v7()),
+        WaitlistEntryId(Uuid::now_v7()),
+    );
+    let free_codes = codes(2);
+    vec![
+        held_with(paid, f.a, "Pia", codes(1), "2026-02-02T10:15:00Z"),
+        payment_received(paid, "pay_paid", 2500),
+        hold_confirmed(paid, f.a, 1, "pay_paid", false),
+        held(expired, f.a, 2, "2026-02-02T10:15:00Z"),
+        hold_expired(expired, f.a, 2),
+        held(open, f.a, 1, "2026-02-02T10:45:00Z"),
+        confirmed_with(free, f.b, "Fay", free_codes.clone()),
+        EventFact::AnswersGiven {
+            registration_id: free,
+            answers: [(
+                "country".to_owned(),
+                marquee_domain::event::AnswerValue::One("PT".to_owned()),
+            )]
+            .into_iter()
+            .collect(),
+        },
+        checked_in(&free_codes[0], free, f.b, "n-1", "2026-06-01T18:05:00Z"),
+        checked_in(&free_codes[1], free, f.b, "n-2", "2026-06-01T18:06:00Z"),
+        check_in_reverted(&free_codes[1], free),
+        joined(offered, f.a, "Una", 1),
+        joined(waiting, f.a, "Vic", 2),
+        offer_made(offered, f.a, 1, "2026-02-03T12:00:00Z"),
+        cancelled(paid, f.a, 1),
+        refund_due(paid, "pay_paid", "2026-02-03T09:00:00Z"),
+    ]
+}
 
 /// A small page, so that even the short logs here take many transactions and catch-up passes.
 fn options() -> RebuildOptions {
@@ -98,9 +160,10 @@ async fn seed(store: &Arc<dyn EventStore>, events: usize, per_event: usize) -> (
                     }
                 })
                 .collect();
-            last = append(store, &f.event.stream(), &facts).await;
+            append(store, &f.event.stream(), &facts).await;
             written += chunk.max(2);
         }
+        last = append(store, &f.event.stream(), &ticketing(&f)).await;
         if n % 2 == 0 {
             append(
                 store,
@@ -354,6 +417,22 @@ pub async fn a_rebuild_repairs_damaged_read_models(backend: Backend) {
         .execute(&pool)
         .await
         .expect("lose a venue");
+    sqlx::query("DELETE FROM timers WHERE timer_id = (SELECT MIN(timer_id) FROM timers)")
+        .execute(&pool)
+        .await
+        .expect("lose a timer");
+    sqlx::query("UPDATE tickets SET checked_in_at = NULL, check_in_nonce = NULL")
+        .execute(&pool)
+        .await
+        .expect("forget the check-ins");
+    sqlx::query("UPDATE event_capacity SET held = held + 5, waitlist = 0")
+        .execute(&pool)
+        .await
+        .expect("damage the seat counts");
+    sqlx::query("UPDATE waitlist_entries SET status = 'left'")
+        .execute(&pool)
+        .await
+        .expect("damage the waitlist");
     assert_ne!(dump(&pool).await, healthy);
 
     read.rebuild(store.as_ref(), PROJECTION, &options(), &mut no_progress())
