@@ -13,6 +13,11 @@
     reason = "this binary uses the builders, not the shared scenarios"
 )]
 mod common;
+#[allow(
+    dead_code,
+    reason = "this binary uses the builders, not the ticketing scenarios"
+)]
+mod ticketing_scenarios;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +25,13 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer, stream};
 use common::{Backend, append, cancelled, confirmed, details, published_event, seats};
 use marquee_domain::event::EventFact;
-use marquee_domain::{EventId, RegistrationId, TicketTypeId};
-use marquee_projector::queries::{EventDetails, EventRecord, ListingFilter};
-use marquee_projector::{JetStreamSource, LeaseConfig, Projector, ProjectorError, ReadModels};
+use marquee_domain::{EventId, RegistrationId, TicketTypeId, WaitlistEntryId};
+use marquee_projector::queries::{
+    EventDetails, EventRecord, GuestListEntry, GuestListFilter, ListingFilter, WaitlistRecord,
+};
+use marquee_projector::{
+    JetStreamSource, LeaseConfig, Projector, ProjectorError, ReadModels, Timer,
+};
 use marquee_relay::{
     FACT_TYPE_HEADER, POSITION_HEADER, REVISION_HEADER, Relay, RelayConfig, STREAM_HEADER,
     subject_for,
@@ -254,7 +263,8 @@ async fn wait_applied(read: &ReadModels, position: u64) {
 
 /// A few published events with registrations, cancellations and capacity changes, one append
 /// per fact (so each has its own message). Among them a capacity change that is later
-/// superseded: re-applying it would show. Returns the events and the last position.
+/// superseded: re-applying it would show. Each event also gets a hold, a waitlist offer and a
+/// check-in, which change no confirmed count. Returns the events and the last position.
 async fn workload(
     store: &Arc<dyn EventStore>,
     events: usize,
@@ -271,13 +281,39 @@ async fn workload(
             &[EventFact::EventCapacityChanged { capacity: 40 }],
         )
         .await;
+        let code = ticketing_scenarios::codes(1);
         for n in 0..registrations {
             let r = RegistrationId(Uuid::now_v7());
             let ticket_type = if n % 2 == 0 { f.a } else { f.b };
-            append(store, &stream, &[confirmed(r, ticket_type, 1)]).await;
+            if n == 1 {
+                let fact = ticketing_scenarios::confirmed_with(r, ticket_type, "Ada", code.clone());
+                append(store, &stream, &[fact]).await;
+                let scan = ticketing_scenarios::checked_in(
+                    &code[0],
+                    r,
+                    ticket_type,
+                    "n-1",
+                    "2026-06-01T18:05:00Z",
+                );
+                append(store, &stream, &[scan]).await;
+            } else {
+                append(store, &stream, &[confirmed(r, ticket_type, 1)]).await;
+            }
             if n % 5 == 0 {
                 append(store, &stream, &[cancelled(r, ticket_type, 1)]).await;
             }
+        }
+        let (hold, entry) = (
+            RegistrationId(Uuid::now_v7()),
+            WaitlistEntryId(Uuid::now_v7()),
+        );
+        for fact in [
+            ticketing_scenarios::held(hold, f.a, 1, "2026-02-02T10:15:00Z"),
+            ticketing_scenarios::payment_pending(hold, "pay_1"),
+            ticketing_scenarios::joined(entry, f.a, "Una", 1),
+            ticketing_scenarios::offer_made(entry, f.a, 1, "2026-02-03T12:00:00Z"),
+        ] {
+            append(store, &stream, &[fact]).await;
         }
         last = append(
             store,
@@ -290,14 +326,34 @@ async fn workload(
     (ids, last)
 }
 
-/// Everything the read models say about `events`: details and the public listing.
-async fn snapshot(
-    read: &ReadModels,
-    events: &[EventId],
-) -> (Vec<Option<EventDetails>>, Vec<EventRecord>) {
-    let mut all = Vec::new();
+/// Everything the read models say about some events.
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    /// Each event's details.
+    details: Vec<Option<EventDetails>>,
+    /// The public listing.
+    listed: Vec<EventRecord>,
+    /// Each event's guest list, tickets and check-ins included.
+    guests: Vec<Option<Vec<GuestListEntry>>>,
+    /// Each event's waitlist.
+    waitlists: Vec<Vec<WaitlistRecord>>,
+    /// Every pending timer.
+    timers: Vec<Timer>,
+}
+
+/// Everything the read models say about `events`.
+async fn snapshot(read: &ReadModels, events: &[EventId]) -> Snapshot {
+    let mut details = Vec::new();
+    let mut guests = Vec::new();
+    let mut waitlists = Vec::new();
     for event in events {
-        all.push(read.event(event.0).await.expect("read event"));
+        details.push(read.event(event.0).await.expect("read event"));
+        let filter = GuestListFilter {
+            limit: 1000,
+            ..GuestListFilter::default()
+        };
+        guests.push(read.guest_list(event.0, &filter).await.expect("guests"));
+        waitlists.push(read.waitlist(event.0).await.expect("waitlist"));
     }
     let listed = read
         .list_events(&ListingFilter {
@@ -306,15 +362,19 @@ async fn snapshot(
         })
         .await
         .expect("list");
-    (all, listed)
+    let far = "2100-01-01T00:00:00Z".parse().expect("time");
+    let timers = read.due_timers(far, 10_000).await.expect("timers");
+    Snapshot {
+        details,
+        listed,
+        guests,
+        waitlists,
+        timers,
+    }
 }
 
 /// What the log-following projector makes of the same log, in fresh in-memory read models.
-async fn reference(
-    store: &Arc<dyn EventStore>,
-    events: &[EventId],
-    last: u64,
-) -> (Vec<Option<EventDetails>>, Vec<EventRecord>) {
+async fn reference(store: &Arc<dyn EventStore>, events: &[EventId], last: u64) -> Snapshot {
     let read = ReadModels::connect("memory:").await.expect("read models");
     common::project_until(store.clone(), &read, last).await;
     snapshot(&read, events).await
@@ -402,9 +462,10 @@ async fn redelivered_and_duplicated_messages_change_nothing_nats() {
     assert_eq!(d.event.capacity, 45);
     assert_eq!(
         seats(&d, TicketTypeId(d.ticket_types[0].ticket_type_id)),
-        (30, 3 - 1, 30 - 2),
-        "three confirmed, one cancelled, none counted twice"
+        (30, 3 - 1, 30 - 2 - 2),
+        "three confirmed, one cancelled, one held, one offered, none counted twice"
     );
+    assert_eq!((d.ticket_types[0].held, d.ticket_types[0].offered), (1, 1));
     projector.stop().await;
 }
 
