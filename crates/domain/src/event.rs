@@ -24,7 +24,7 @@ pub use self::questions::{AnswerValue, Answers, Question, QuestionKind};
 pub use self::ticketing::payable;
 use crate::{
     EventId, FactCodec, Money, PaymentId, RegistrationId, TicketCode, TicketTypeId, Timestamp,
-    VenueId, WaitlistEntryId,
+    UserId, VenueId, WaitlistEntryId,
 };
 
 /// Longest accepted title, category, ticket type name or attendee name, in characters.
@@ -157,6 +157,9 @@ pub struct Registration {
     /// The payment that confirmed a paid registration.
     #[serde(default)]
     pub payment_id: Option<PaymentId>,
+    /// The account that made the registration (may pay, cancel and see it), when one did.
+    #[serde(default)]
+    pub holder: Option<UserId>,
     /// Answers to the event's registration questions. Personal data.
     #[serde(default)]
     pub answers: Answers,
@@ -242,6 +245,9 @@ pub struct WaitlistEntry {
     pub offer_expires_at: Option<Timestamp>,
     /// The registration a claimed offer became.
     pub registration_id: Option<RegistrationId>,
+    /// The account that joined (may claim and leave), when one did.
+    #[serde(default)]
+    pub holder: Option<UserId>,
 }
 
 /// A successful door scan.
@@ -647,6 +653,17 @@ pub enum EventCommand {
     },
     /// Undo a ticket's check-in, so it can be scanned again.
     RevertCheckIn { ticket_code: TicketCode },
+    /// Record which account holds a registration just made (issued with the `Reserve` it
+    /// belongs to). A registration's holder never changes.
+    RecordRegistrationHolder {
+        registration_id: RegistrationId,
+        holder: UserId,
+    },
+    /// Record which account holds a waitlist entry just made (issued with its `JoinWaitlist`).
+    RecordWaitlistHolder {
+        entry_id: WaitlistEntryId,
+        holder: UserId,
+    },
 }
 
 /// Facts of the event aggregate.
@@ -840,6 +857,16 @@ pub enum EventFact {
         ticket_code: TicketCode,
         registration_id: RegistrationId,
         reverted_at: Timestamp,
+    },
+    /// The account holding a registration (it follows the registration's own fact).
+    RegistrationHolderRecorded {
+        registration_id: RegistrationId,
+        holder: UserId,
+    },
+    /// The account holding a waitlist entry (it follows `WaitlistJoined`).
+    WaitlistHolderRecorded {
+        entry_id: WaitlistEntryId,
+        holder: UserId,
     },
 }
 
@@ -1272,6 +1299,34 @@ pub fn decide(
         EventCommand::RevertCheckIn { ticket_code } => {
             check_in::revert(existing(state)?, ticket_code, now)
         }
+        EventCommand::RecordRegistrationHolder {
+            registration_id,
+            holder,
+        } => {
+            let registration = existing(state)?
+                .registrations
+                .get(&registration_id)
+                .ok_or(EventError::RegistrationNotFound)?;
+            match registration.holder {
+                None => Ok(vec![EventFact::RegistrationHolderRecorded {
+                    registration_id,
+                    holder,
+                }]),
+                Some(current) if current == holder => Ok(vec![]),
+                Some(_) => Err(invalid("holder", "a registration's holder never changes")),
+            }
+        }
+        EventCommand::RecordWaitlistHolder { entry_id, holder } => {
+            let entry = existing(state)?
+                .waitlist
+                .get(&entry_id)
+                .ok_or(EventError::WaitlistEntryNotFound)?;
+            match entry.holder {
+                None => Ok(vec![EventFact::WaitlistHolderRecorded { entry_id, holder }]),
+                Some(current) if current == holder => Ok(vec![]),
+                Some(_) => Err(invalid("holder", "a waitlist entry's holder never changes")),
+            }
+        }
     }
 }
 
@@ -1655,6 +1710,7 @@ pub fn evolve(mut state: Event, fact: &EventFact) -> Event {
                 hold_expires_at: None,
                 payment_id: None,
                 answers: Answers::new(),
+                holder: None,
             },
         ),
         EventFact::SeatsHeld {
@@ -1679,6 +1735,7 @@ pub fn evolve(mut state: Event, fact: &EventFact) -> Event {
                 hold_expires_at: Some(*expires_at),
                 payment_id: None,
                 answers: Answers::new(),
+                holder: None,
             },
         ),
         EventFact::RegistrationCancelled {
@@ -1825,6 +1882,7 @@ pub fn evolve(mut state: Event, fact: &EventFact) -> Event {
                     status: WaitlistStatus::Waiting,
                     offer_expires_at: None,
                     registration_id: None,
+                    holder: None,
                 },
             );
             state.waitlist_joined += 1;
@@ -1886,6 +1944,19 @@ pub fn evolve(mut state: Event, fact: &EventFact) -> Event {
         EventFact::CheckInReverted { ticket_code, .. } => {
             if let Some(ticket) = state.tickets.get_mut(ticket_code) {
                 ticket.check_in = None;
+            }
+        }
+        EventFact::RegistrationHolderRecorded {
+            registration_id,
+            holder,
+        } => {
+            if let Some(registration) = state.registrations.get_mut(registration_id) {
+                registration.holder.get_or_insert(*holder);
+            }
+        }
+        EventFact::WaitlistHolderRecorded { entry_id, holder } => {
+            if let Some(entry) = state.waitlist.get_mut(entry_id) {
+                entry.holder.get_or_insert(*holder);
             }
         }
     }

@@ -104,3 +104,20 @@ impl fmt::Display for PaymentId {
         f.write_str(&self.0)
     }
 }
+
+uuid_id!(
+    /// Identifies a user account; its facts live in stream `user-<uuid>`.
+    UserId,
+    "user"
+);
+uuid_id!(
+    /// Identifies an organization (owner of venues and events); its facts live in stream
+    /// `organization-<uuid>`.
+    OrganizationId,
+    "organization"
+);
+uuid_id!(
+    /// Identifies an API token of an organization.
+    ApiTokenId,
+    "api-token"
+);

@@ -11,12 +11,15 @@ pub mod codec;
 pub mod event;
 pub mod ids;
 pub mod money;
+pub mod organization;
 pub mod testing;
+pub mod user;
 pub mod venue;
 
 pub use codec::{DecodeError, FactCodec};
 pub use ids::{
-    EventId, PaymentId, RegistrationId, TicketCode, TicketTypeId, VenueId, WaitlistEntryId,
+    ApiTokenId, EventId, OrganizationId, PaymentId, RegistrationId, TicketCode, TicketTypeId,
+    UserId, VenueId, WaitlistEntryId,
 };
 pub use money::Money;
 

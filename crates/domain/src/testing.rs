@@ -20,7 +20,7 @@ use std::fmt::Debug;
 
 use chrono::{DateTime, TimeDelta};
 
-use crate::{Timestamp, event, venue};
+use crate::{Timestamp, event, organization, user, venue};
 
 /// The fixed "now" every `when` runs at unless [`Given::at`] says otherwise:
 /// 2030-06-01T12:00:00Z.
@@ -82,6 +82,42 @@ impl Decide for venue::VenueCommand {
 
     fn evolve(state: Self::State, fact: &Self::Fact) -> Self::State {
         venue::evolve(state, fact)
+    }
+}
+
+impl Decide for user::UserCommand {
+    type State = user::User;
+    type Fact = user::UserFact;
+    type Error = user::UserError;
+
+    fn decide(
+        state: &Self::State,
+        command: Self,
+        now: Timestamp,
+    ) -> Result<Vec<Self::Fact>, Self::Error> {
+        user::decide(state, command, now)
+    }
+
+    fn evolve(state: Self::State, fact: &Self::Fact) -> Self::State {
+        user::evolve(state, fact)
+    }
+}
+
+impl Decide for organization::OrganizationCommand {
+    type State = organization::Organization;
+    type Fact = organization::OrganizationFact;
+    type Error = organization::OrganizationError;
+
+    fn decide(
+        state: &Self::State,
+        command: Self,
+        now: Timestamp,
+    ) -> Result<Vec<Self::Fact>, Self::Error> {
+        organization::decide(state, command, now)
+    }
+
+    fn evolve(state: Self::State, fact: &Self::Fact) -> Self::State {
+        organization::evolve(state, fact)
     }
 }
 

@@ -11,10 +11,12 @@ use marquee_domain::event::{
     AnswerValue, Attendee, DetailsChange, EventFact, PolicyChange, Question, QuestionKind,
     RefundReason,
 };
+use marquee_domain::organization::{OrganizationFact, Role};
+use marquee_domain::user::UserFact;
 use marquee_domain::venue::VenueFact;
 use marquee_domain::{
-    DecodeError, EventId, FactCodec, Money, PaymentId, RegistrationId, TicketCode, TicketTypeId,
-    Timestamp, VenueId, WaitlistEntryId,
+    ApiTokenId, DecodeError, EventId, FactCodec, Money, OrganizationId, PaymentId, RegistrationId,
+    TicketCode, TicketTypeId, Timestamp, UserId, VenueId, WaitlistEntryId,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -365,6 +367,14 @@ fn event_samples() -> Vec<EventFact> {
             registration_id,
             reverted_at: at(21),
         },
+        EventFact::RegistrationHolderRecorded {
+            registration_id,
+            holder: UserId(Uuid::from_u128(6)),
+        },
+        EventFact::WaitlistHolderRecorded {
+            entry_id,
+            holder: UserId(Uuid::from_u128(6)),
+        },
     ];
     for sample in &samples {
         match sample {
@@ -394,10 +404,107 @@ fn event_samples() -> Vec<EventFact> {
             | EventFact::WaitlistOfferClaimed { .. }
             | EventFact::WaitlistLeft { .. }
             | EventFact::TicketCheckedIn { .. }
-            | EventFact::CheckInReverted { .. } => {}
+            | EventFact::CheckInReverted { .. }
+            | EventFact::RegistrationHolderRecorded { .. }
+            | EventFact::WaitlistHolderRecorded { .. } => {}
         }
     }
     samples
+}
+
+/// One of each user fact; see [`venue_samples`] for why the match is there.
+fn user_samples() -> Vec<UserFact> {
+    let samples = vec![
+        UserFact::UserRegistered {
+            user_id: UserId(Uuid::from_u128(6)),
+            name: "Pat".into(),
+            email: "pat@example.org".into(),
+            locale: "de-AT".into(),
+            registered_at: at(0),
+        },
+        UserFact::UserProfileChanged {
+            name: None,
+            locale: Some("en".into()),
+        },
+        UserFact::UserPasswordChanged { changed_at: at(1) },
+        UserFact::UserErased { erased_at: at(2) },
+    ];
+    for sample in &samples {
+        match sample {
+            UserFact::UserRegistered { .. }
+            | UserFact::UserProfileChanged { .. }
+            | UserFact::UserPasswordChanged { .. }
+            | UserFact::UserErased { .. } => {}
+        }
+    }
+    samples
+}
+
+/// One of each organization fact; see [`venue_samples`] for why the match is there.
+fn organization_samples() -> Vec<OrganizationFact> {
+    let user = UserId(Uuid::from_u128(6));
+    let token = ApiTokenId(Uuid::from_u128(8));
+    let samples = vec![
+        OrganizationFact::OrganizationCreated {
+            organization_id: OrganizationId(Uuid::from_u128(7)),
+            name: "Kulturverein".into(),
+            owner: user,
+            created_at: at(0),
+        },
+        OrganizationFact::OrganizationRenamed {
+            name: "Kulturverein e.V.".into(),
+        },
+        OrganizationFact::MemberAdded {
+            user_id: UserId(Uuid::from_u128(9)),
+            role: Role::DoorStaff,
+        },
+        OrganizationFact::MemberRoleChanged {
+            user_id: UserId(Uuid::from_u128(9)),
+            role: Role::Analyst,
+        },
+        OrganizationFact::MemberRemoved {
+            user_id: UserId(Uuid::from_u128(9)),
+        },
+        OrganizationFact::ApiTokenCreated {
+            token_id: token,
+            name: "Box office".into(),
+            roles: [Role::DoorStaff, Role::Auditor].into_iter().collect(),
+            created_by: Some(user),
+            created_at: at(1),
+        },
+        OrganizationFact::ApiTokenRevoked {
+            token_id: token,
+            revoked_at: at(2),
+        },
+    ];
+    for sample in &samples {
+        match sample {
+            OrganizationFact::OrganizationCreated { .. }
+            | OrganizationFact::OrganizationRenamed { .. }
+            | OrganizationFact::MemberAdded { .. }
+            | OrganizationFact::MemberRoleChanged { .. }
+            | OrganizationFact::MemberRemoved { .. }
+            | OrganizationFact::ApiTokenCreated { .. }
+            | OrganizationFact::ApiTokenRevoked { .. } => {}
+        }
+    }
+    samples
+}
+
+#[test]
+fn every_user_fixture_decodes_and_re_encodes_unchanged() {
+    assert_eq!(every_fixture_round_trips::<UserFact>(), 4);
+}
+
+#[test]
+fn every_organization_fixture_decodes_and_re_encodes_unchanged() {
+    assert_eq!(every_fixture_round_trips::<OrganizationFact>(), 7);
+}
+
+#[test]
+fn every_user_and_organization_fact_type_has_a_fixture() {
+    every_sample_has_a_fixture(&user_samples());
+    every_sample_has_a_fixture(&organization_samples());
 }
 
 #[test]
@@ -407,7 +514,7 @@ fn every_venue_fixture_decodes_and_re_encodes_unchanged() {
 
 #[test]
 fn every_event_fixture_decodes_and_re_encodes_unchanged() {
-    assert_eq!(every_fixture_round_trips::<EventFact>(), 27);
+    assert_eq!(every_fixture_round_trips::<EventFact>(), 29);
 }
 
 #[test]
@@ -434,6 +541,20 @@ fn every_fixture_is_a_fact_type_the_samples_know() {
         (
             "event",
             event_samples()
+                .iter()
+                .map(FactCodec::fact_type)
+                .collect::<BTreeSet<_>>(),
+        ),
+        (
+            "user",
+            user_samples()
+                .iter()
+                .map(FactCodec::fact_type)
+                .collect::<BTreeSet<_>>(),
+        ),
+        (
+            "organization",
+            organization_samples()
                 .iter()
                 .map(FactCodec::fact_type)
                 .collect::<BTreeSet<_>>(),

@@ -1660,3 +1660,40 @@ fn enormous_quantities_saturate_instead_of_overflowing() {
     assert_eq!(state.confirmed(), u32::MAX);
     assert_eq!(state.available(general()), 0);
 }
+
+// ---- holders ----------------------------------------------------------------------------------
+
+fn holder() -> crate::UserId {
+    crate::UserId(Uuid::from_u128(0xB0B))
+}
+
+#[test]
+fn a_registrations_holder_is_recorded_once_and_never_changes() {
+    let mut history = on_sale();
+    history.push(confirmed(1, general(), 1));
+    let record = |holder| EventCommand::RecordRegistrationHolder {
+        registration_id: reg(1),
+        holder,
+    };
+    let recorded = given(history.clone()).when(record(holder())).then_facts();
+    assert_eq!(
+        recorded,
+        [EventFact::RegistrationHolderRecorded {
+            registration_id: reg(1),
+            holder: holder(),
+        }]
+    );
+    history.extend(recorded);
+    given(history.clone()).when(record(holder())).then_nothing();
+    given(history.clone())
+        .when(record(crate::UserId(Uuid::from_u128(0xE7E))))
+        .then_err_matches(is_invalid("holder"));
+    let state = given(history).state::<EventCommand>();
+    assert_eq!(state.registrations[&reg(1)].holder, Some(holder()));
+    given(on_sale())
+        .when(EventCommand::RecordRegistrationHolder {
+            registration_id: reg(9),
+            holder: holder(),
+        })
+        .then_err(EventError::RegistrationNotFound);
+}

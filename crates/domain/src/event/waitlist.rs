@@ -181,6 +181,13 @@ pub(super) fn claim(
         entry.answers.clone(),
         now,
     ));
+    // Whoever held the place in line holds the registration it became.
+    if let Some(holder) = entry.holder {
+        facts.push(EventFact::RegistrationHolderRecorded {
+            registration_id,
+            holder,
+        });
+    }
     Ok(facts)
 }
 

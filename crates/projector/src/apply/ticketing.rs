@@ -457,6 +457,10 @@ pub(super) fn apply(
         | EventFact::EventPolicyChanged(_)
         | EventFact::RegistrationQuestionsSet { .. }
         | EventFact::EventRescheduled { .. } => true,
+        // Which account holds a registration or a place in line: no read model shows it yet.
+        EventFact::RegistrationHolderRecorded { .. } | EventFact::WaitlistHolderRecorded { .. } => {
+            false
+        }
     }
 }
 
