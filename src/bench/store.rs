@@ -86,6 +86,7 @@ fn sample_fact(n: usize) -> NewFact {
             correlation_id: Some(Uuid::now_v7()),
             causation_id: None,
             actor: Some("bench".into()),
+            organization: None,
         },
     }
 }

@@ -122,8 +122,12 @@ pub struct Answer {
 /// Who issued a command and how to remember its answer.
 #[derive(Debug, Clone)]
 pub struct CommandContext {
+    /// The request id: every fact of the command carries it.
     pub correlation_id: Uuid,
+    /// Who issued it: `user:<id>`, `token:<id>`, `system:<service>`.
     pub actor: Option<String>,
+    /// The organization it acted for (the owner of the venue or event), recorded in every fact.
+    pub organization: Option<String>,
     /// Idempotency key and request hash, when the client sent a key.
     pub idempotency: Option<(String, String)>,
 }
@@ -289,14 +293,36 @@ impl Engine {
         context: &CommandContext,
         answer: impl Fn(&[A::Fact], &A::State) -> Answer + Send + Sync + 'static,
     ) -> Result<(Accepted<A::Fact>, Answer), ApiError> {
+        self.execute_guarded::<A>(stream, commands, context, |_| Ok(()), answer)
+            .await
+    }
+
+    /// [`Engine::execute`], but `guard` first checks the aggregate as it is when the commands
+    /// are decided (inside the stream's decider, so without a load of its own): authorization
+    /// that depends on the aggregate, e.g. "only the registration's holder may cancel it". A
+    /// refusal of the guard is the command's answer; nothing is appended.
+    pub async fn execute_guarded<A: Aggregate>(
+        &self,
+        stream: &str,
+        commands: Vec<A::Command>,
+        context: &CommandContext,
+        guard: impl Fn(&A::State) -> Result<(), ApiError> + Send + Sync + 'static,
+        answer: impl Fn(&[A::Fact], &A::State) -> Answer + Send + Sync + 'static,
+    ) -> Result<(Accepted<A::Fact>, Answer), ApiError> {
         match self.mode {
             CommandMode::Pipeline => {
                 A::pipelines(self)
-                    .submit(stream, commands, context.clone(), Box::new(answer))
+                    .submit(
+                        stream,
+                        commands,
+                        context.clone(),
+                        Box::new(guard),
+                        Box::new(answer),
+                    )
                     .await
             }
             CommandMode::Naive => {
-                self.execute_naive::<A>(stream, commands, context, answer)
+                self.execute_naive::<A>(stream, commands, context, guard, answer)
                     .await
             }
         }
@@ -308,10 +334,12 @@ impl Engine {
         stream: &str,
         commands: Vec<A::Command>,
         context: &CommandContext,
+        guard: impl Fn(&A::State) -> Result<(), ApiError>,
         answer: impl Fn(&[A::Fact], &A::State) -> Answer,
     ) -> Result<(Accepted<A::Fact>, Answer), ApiError> {
         for _ in 0..MAX_ATTEMPTS {
             let loaded = self.load::<A>(stream).await?;
+            guard(&loaded.state)?;
             let now = self.now();
             let mut state = loaded.state;
             let facts = decide_all::<A>(&mut state, &commands, now)?;
@@ -654,6 +682,7 @@ pub(crate) fn append_request<A: Aggregate>(
                     correlation_id: Some(context.correlation_id),
                     causation_id: Some(context.correlation_id),
                     actor: context.actor.clone(),
+                    organization: context.organization.clone(),
                 },
             }
         })

@@ -83,6 +83,7 @@ where
     let mut context = CommandContext {
         correlation_id: meta.correlation_id,
         actor: None,
+        organization: None,
         idempotency: None,
     };
     let Some(key) = meta.idempotency_key.clone() else {

@@ -333,6 +333,7 @@ async fn webhook_inner(
     let context = crate::engine::CommandContext {
         correlation_id: meta.correlation_id,
         actor: Some("payment-provider".to_owned()),
+        organization: None,
         idempotency: None,
     };
     let (_, answer) = state

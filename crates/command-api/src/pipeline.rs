@@ -45,12 +45,16 @@ const QUEUE: usize = 4096;
 /// Builds an accepted command's answer from its facts (again, if it is decided again).
 pub(crate) type AnswerFn<F, S> = Box<dyn Fn(&[F], &S) -> Answer + Send + Sync>;
 
+/// Checks the aggregate before a job's commands are decided (authorization that depends on it).
+pub(crate) type GuardFn<S> = Box<dyn Fn(&S) -> Result<(), ApiError> + Send + Sync>;
+
 type Outcome<F> = Result<(Accepted<F>, Answer), ApiError>;
 
 /// One caller's commands, waiting for their decider.
 struct Job<A: Aggregate> {
     commands: Vec<A::Command>,
     context: CommandContext,
+    guard: GuardFn<A::State>,
     answer: AnswerFn<A::Fact, A::State>,
     reply: oneshot::Sender<Outcome<A::Fact>>,
 }
@@ -110,12 +114,14 @@ impl<A: Aggregate> Pipelines<A> {
         stream: &str,
         commands: Vec<A::Command>,
         context: CommandContext,
+        guard: GuardFn<A::State>,
         answer: AnswerFn<A::Fact, A::State>,
     ) -> Outcome<A::Fact> {
         let (reply, answered) = oneshot::channel();
         let mut job = Job {
             commands,
             context,
+            guard,
             answer,
             reply,
         };
@@ -294,7 +300,9 @@ impl<A: Aggregate> Pipelines<A> {
         let mut decided = Vec::with_capacity(jobs.len());
         let mut requests = Vec::with_capacity(jobs.len());
         for job in jobs {
-            match decide_all::<A>(&mut loaded.state, &job.commands, now) {
+            let outcome = (job.guard)(&loaded.state)
+                .and_then(|()| decide_all::<A>(&mut loaded.state, &job.commands, now));
+            match outcome {
                 Err(refused) => job.finish(Err(refused)),
                 Ok(facts) => {
                     let answer = (job.answer)(&facts, &loaded.state);

@@ -40,6 +40,7 @@ fn context() -> CommandContext {
     CommandContext {
         correlation_id: Uuid::now_v7(),
         actor: Some("test".into()),
+        organization: None,
         idempotency: None,
     }
 }

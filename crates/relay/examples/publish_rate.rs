@@ -47,6 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                             correlation_id: Some(Uuid::now_v7()),
                             causation_id: None,
                             actor: Some("user-42".to_owned()),
+                            organization: None,
                         },
                     })
                     .collect(),

@@ -156,6 +156,7 @@ fn fact(i: usize, correlated: bool) -> NewFact {
             correlation_id: correlated.then(Uuid::now_v7),
             causation_id: None,
             actor: Some("test".to_owned()),
+            organization: None,
         },
     }
 }

@@ -199,6 +199,7 @@ impl Scheduler {
         let context = CommandContext {
             correlation_id: Uuid::now_v7(),
             actor: Some("scheduler".to_owned()),
+            organization: None,
             idempotency: None,
         };
         let outcome = self

@@ -57,6 +57,9 @@ pub struct FactMetadata {
     pub causation_id: Option<Uuid>,
     /// Who issued the command (user id, token id, `system`, …).
     pub actor: Option<String>,
+    /// The organization the command acted for (the owner of the venue or event), when one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
 }
 
 /// A fact to append.

@@ -329,6 +329,7 @@ pub async fn metadata_round_trips_with_every_field(store: Arc<dyn EventStore>) {
             correlation_id: Some(correlation),
             causation_id: Some(causation),
             actor: Some("user:42".into()),
+            organization: Some("0193a5ef-0000-7000-8000-00000000000a".into()),
         },
     };
     let before = Utc::now() - TimeDelta::seconds(5);
