@@ -11,6 +11,10 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use marquee_domain::event::{self, Event, EventCommand, EventError, EventFact};
+use marquee_domain::organization::{
+    self, Organization, OrganizationCommand, OrganizationError, OrganizationFact,
+};
+use marquee_domain::user::{self, User, UserCommand, UserError, UserFact};
 use marquee_domain::venue::{self, Venue, VenueCommand, VenueError, VenueFact};
 use marquee_domain::{FactCodec, Timestamp, VenueId};
 use marquee_store::{
@@ -91,6 +95,54 @@ impl Aggregate for EventAggregate {
     }
     fn pipelines(engine: &Engine) -> &Arc<Pipelines<Self>> {
         &engine.events
+    }
+}
+
+/// The user aggregate, for the engine.
+pub struct UserAggregate;
+impl Aggregate for UserAggregate {
+    const STATE_VERSION: u32 = user::STATE_SCHEMA_VERSION;
+    type State = User;
+    type Fact = UserFact;
+    type Command = UserCommand;
+    type Error = UserError;
+    fn decide(s: &User, c: UserCommand, now: Timestamp) -> Result<Vec<UserFact>, UserError> {
+        user::decide(s, c, now)
+    }
+    fn evolve(s: User, f: &UserFact) -> User {
+        user::evolve(s, f)
+    }
+    fn size(s: &User) -> usize {
+        s.approximate_size()
+    }
+    fn pipelines(engine: &Engine) -> &Arc<Pipelines<Self>> {
+        &engine.users
+    }
+}
+
+/// The organization aggregate, for the engine.
+pub struct OrganizationAggregate;
+impl Aggregate for OrganizationAggregate {
+    const STATE_VERSION: u32 = organization::STATE_SCHEMA_VERSION;
+    type State = Organization;
+    type Fact = OrganizationFact;
+    type Command = OrganizationCommand;
+    type Error = OrganizationError;
+    fn decide(
+        s: &Organization,
+        c: OrganizationCommand,
+        now: Timestamp,
+    ) -> Result<Vec<OrganizationFact>, OrganizationError> {
+        organization::decide(s, c, now)
+    }
+    fn evolve(s: Organization, f: &OrganizationFact) -> Organization {
+        organization::evolve(s, f)
+    }
+    fn size(s: &Organization) -> usize {
+        s.approximate_size()
+    }
+    fn pipelines(engine: &Engine) -> &Arc<Pipelines<Self>> {
+        &engine.organizations
     }
 }
 
@@ -210,6 +262,8 @@ pub struct Engine {
     venue_turns: Vec<tokio::sync::Mutex<()>>,
     venues: Arc<Pipelines<VenueAggregate>>,
     events: Arc<Pipelines<EventAggregate>>,
+    users: Arc<Pipelines<UserAggregate>>,
+    organizations: Arc<Pipelines<OrganizationAggregate>>,
 }
 
 impl Engine {
@@ -235,6 +289,8 @@ impl Engine {
                 .collect(),
             venues: Arc::new(Pipelines::new(log.clone(), &options)),
             events: Arc::new(Pipelines::new(log.clone(), &options)),
+            users: Arc::new(Pipelines::new(log.clone(), &options)),
+            organizations: Arc::new(Pipelines::new(log.clone(), &options)),
             log,
         }
     }

@@ -6,6 +6,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use marquee_domain::event::EventError;
+use marquee_domain::organization::OrganizationError;
+use marquee_domain::user::UserError;
 use marquee_domain::venue::VenueError;
 use marquee_payments::GatewayError;
 use marquee_store::StoreError;
@@ -20,6 +22,27 @@ pub enum ApiError {
     /// A rule of the venue aggregate refused the command.
     #[error(transparent)]
     Venue(#[from] VenueError),
+    /// A rule of the user aggregate refused the command.
+    #[error(transparent)]
+    User(#[from] UserError),
+    /// A rule of the organization aggregate refused the command.
+    #[error(transparent)]
+    Organization(#[from] OrganizationError),
+    /// No credentials, or credentials that are not valid (expired, tampered, revoked).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Valid credentials without the role this needs.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Too many requests from this client or token; retry after the given seconds.
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// Signing up with an address that has an account already.
+    #[error("an account with this e-mail address exists")]
+    EmailTaken,
+    /// Wrong e-mail address or password (never says which).
+    #[error("wrong e-mail address or password")]
+    BadCredentials,
     /// The body is not JSON at all.
     #[error("malformed JSON: {0}")]
     MalformedJson(String),
@@ -127,6 +150,51 @@ impl ApiError {
                     "conflicting_ends_at": ends_at,
                 })),
             },
+            ApiError::User(e) => match e {
+                UserError::Invalid { field, .. } => Problem::new(
+                    S::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    "Invalid request",
+                )
+                .with(json!({ "field": field })),
+                UserError::AlreadyExists => Problem::new(S::CONFLICT, "conflict", "Conflict"),
+                UserError::NotFound | UserError::Erased => {
+                    Problem::new(S::NOT_FOUND, "not_found", "Not found")
+                }
+            },
+            ApiError::Organization(e) => match e {
+                OrganizationError::Invalid { field, .. } => Problem::new(
+                    S::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    "Invalid request",
+                )
+                .with(json!({ "field": field })),
+                OrganizationError::AlreadyExists | OrganizationError::AlreadyMember => {
+                    Problem::new(S::CONFLICT, "conflict", "Conflict")
+                }
+                OrganizationError::NotFound
+                | OrganizationError::NotAMember
+                | OrganizationError::TokenNotFound => {
+                    Problem::new(S::NOT_FOUND, "not_found", "Not found")
+                }
+                OrganizationError::LastOwner => {
+                    Problem::new(S::CONFLICT, "last_owner", "The last owner stays")
+                }
+            },
+            ApiError::Unauthorized(_) => {
+                Problem::new(S::UNAUTHORIZED, "unauthorized", "Unauthorized")
+            }
+            ApiError::Forbidden(_) => Problem::new(S::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::RateLimited { retry_after_secs } => {
+                Problem::new(S::TOO_MANY_REQUESTS, "rate_limited", "Too many requests")
+                    .with(json!({ "retry_after": retry_after_secs }))
+            }
+            ApiError::EmailTaken => {
+                Problem::new(S::CONFLICT, "email_taken", "E-mail address taken")
+            }
+            ApiError::BadCredentials => {
+                Problem::new(S::UNAUTHORIZED, "invalid_credentials", "Wrong credentials")
+            }
             ApiError::MalformedJson(_) => {
                 Problem::new(S::BAD_REQUEST, "malformed_json", "Malformed JSON")
             }
@@ -369,6 +437,20 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        match &self {
+            ApiError::RateLimited { retry_after_secs } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::Unauthorized(_) | ApiError::BadCredentials => {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"marquee\""),
+                );
+            }
+            _ => {}
+        }
         response
     }
 }
