@@ -190,15 +190,20 @@ impl Decoded {
         }
     }
 
-    /// The ticket code a door scan (or its revert) names. New tickets are not looked up: they
-    /// are inserted without overwriting (see `rows`).
-    fn ticket_code(&self) -> Option<String> {
+    /// The registration whose tickets a door scan (or its revert) needs: the scanned ticket is
+    /// among them. New tickets are not looked up: they are inserted without overwriting (see
+    /// `rows`).
+    fn scanned_registration_id(&self) -> Option<String> {
         let Decoded::Event { fact, .. } = self else {
             return None;
         };
         match fact {
-            EventFact::TicketCheckedIn { ticket_code, .. }
-            | EventFact::CheckInReverted { ticket_code, .. } => Some(ticket_code.0.clone()),
+            EventFact::TicketCheckedIn {
+                registration_id, ..
+            }
+            | EventFact::CheckInReverted {
+                registration_id, ..
+            } => Some(registration_id.0.to_string()),
             _ => None,
         }
     }
@@ -386,7 +391,7 @@ impl Batch {
         let ids = |id: fn(&Decoded) -> Option<String>| facts.iter().filter_map(id).collect();
         let registrations: Vec<String> = ids(Decoded::registration_id);
         let entries: Vec<String> = ids(Decoded::entry_id);
-        let codes: Vec<String> = ids(Decoded::ticket_code);
+        let scanned: Vec<String> = ids(Decoded::scanned_registration_id);
         self.rows
             .registrations
             .load(&mut *conn, self.tables, &registrations)
@@ -397,7 +402,7 @@ impl Batch {
             .await?;
         self.rows
             .tickets
-            .load(&mut *conn, self.tables, &codes)
+            .load(&mut *conn, self.tables, &scanned)
             .await?;
         Ok(())
     }

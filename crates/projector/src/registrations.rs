@@ -14,7 +14,7 @@ use crate::timers::TimerWrites;
 pub(crate) struct Rows {
     /// By registration id.
     pub registrations: RowBuffer<RegistrationRow>,
-    /// By `<event id>/<code>` (see [`TicketRow::key_of`]).
+    /// By `<event id>/<code>` (see [`TicketRow::key_of`]), loaded by registration.
     pub tickets: RowBuffer<TicketRow>,
     /// By entry id.
     pub waitlist: RowBuffer<EntryRow>,
@@ -162,10 +162,12 @@ impl TicketRow {
     }
 }
 
+/// Stored by registration and seat (see the `tickets_by_registration` migration for why), kept in
+/// a batch by code: a check-in names both, and the batch loads the registration's tickets.
 impl BufferedRow for TicketRow {
     const TABLE: &'static str = "{tickets}";
-    const LOAD_BY: &'static str = "code";
-    const PRIMARY_KEY: &'static [&'static str] = &["code", "event_id"];
+    const LOAD_BY: &'static str = "registration_id";
+    const PRIMARY_KEY: &'static [&'static str] = &["registration_id", "seat"];
     const COLUMNS: &'static [&'static str] = &[
         "code",
         "event_id",

@@ -42,7 +42,8 @@ pub(crate) trait BufferedRow: Sized {
     /// Every column, in the order [`BufferedRow::bind`] binds them.
     const COLUMNS: &'static [&'static str];
 
-    /// The buffer's key for this row: unique as the primary key is.
+    /// The buffer's key for this row: unique among the table's rows (the primary key, or what
+    /// the facts name the row by where that differs, as for tickets).
     fn key(&self) -> String;
     /// Reads a row selected with [`BufferedRow::COLUMNS`].
     fn from_row(row: &AnyRow) -> Result<Self, ProjectorError>;
@@ -96,7 +97,10 @@ impl<R: BufferedRow> RowBuffer<R> {
                 R::LOAD_BY,
                 placeholders(chunk.len(), 1)
             ));
-            let mut query = sqlx::query(sql);
+            // Planned with its values each time, never cached: a plan made while the table was
+            // small (a sequential scan) would be kept as it grows, and a rebuild on Postgres
+            // slowed to a crawl.
+            let mut query = sqlx::query(sql).persistent(false);
             for id in chunk {
                 query = query.bind(id.as_str());
             }
@@ -120,7 +124,12 @@ impl<R: BufferedRow> RowBuffer<R> {
             R::COLUMNS.join(", "),
             R::TABLE
         ));
-        let rows = sqlx::query(sql).bind(value).fetch_all(&mut *conn).await?;
+        // Not cached either (see `load`).
+        let rows = sqlx::query(sql)
+            .persistent(false)
+            .bind(value)
+            .fetch_all(&mut *conn)
+            .await?;
         self.remember(&rows)
     }
 
@@ -205,15 +214,17 @@ impl<R: BufferedRow> RowBuffer<R> {
                 ),
             ),
         ] {
-            let mut dirty: Vec<&R> = self
+            let mut dirty: Vec<(&String, &R)> = self
                 .known
-                .values()
-                .filter(|(_, s)| *s == state)
-                .map(|(row, _)| row)
+                .iter()
+                .filter(|(_, (_, s))| *s == state)
+                .map(|(key, (row, _))| (key, row))
                 .collect();
             // Position, then key order: the same statements for the same batch, whatever the
             // map's order.
-            dirty.sort_unstable_by_key(|row| (row.last_position(), row.key()));
+            dirty.sort_unstable_by(|(a_key, a), (b_key, b)| {
+                (a.last_position(), a_key).cmp(&(b.last_position(), b_key))
+            });
             for chunk in dirty.chunks(rows_per_statement) {
                 // Every row appears once per statement (the map is by key), as Postgres
                 // requires of `ON CONFLICT DO UPDATE`.
@@ -225,7 +236,7 @@ impl<R: BufferedRow> RowBuffer<R> {
                     R::PRIMARY_KEY.join(", ")
                 ));
                 let mut query = sqlx::query(sql);
-                for row in chunk {
+                for (_, row) in chunk {
                     query = row.bind(query);
                 }
                 query.execute(&mut *conn).await?;

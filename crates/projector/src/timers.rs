@@ -194,7 +194,8 @@ impl TimerWrites {
                 "DELETE FROM {{timers}} WHERE timer_id IN ({})",
                 placeholders(chunk.len(), 1)
             ));
-            let mut query = sqlx::query(sql);
+            // Planned with its values each time, never cached (see `rows`).
+            let mut query = sqlx::query(sql).persistent(false);
             for id in chunk {
                 query = query.bind(id.as_str());
             }

@@ -30,7 +30,7 @@ const TABLES: &[(&str, &str)] = &[
     ("event_listing", "event_id"),
     ("event_capacity", "event_id, ticket_type_id"),
     ("registrations", "registration_id"),
-    ("tickets", "code, event_id"),
+    ("tickets", "registration_id, seat"),
     ("waitlist_entries", "entry_id"),
     ("timers", "timer_id"),
     ("projector_checkpoints", "projection"),
