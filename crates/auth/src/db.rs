@@ -198,20 +198,34 @@ impl AuthStore {
     /// The 32 random bytes stored under `name`, created on first use. Every process on this
     /// database gets the same bytes, so one signs what another verifies. Names in use: `"jwt"`
     /// (access tokens), `"vault_pepper"` (the [`crate::Vault`]'s person ids).
+    ///
+    /// Each call reads the database: call it at start-up and keep the bytes.
     pub async fn secret(&self, name: &str) -> Result<Vec<u8>, AuthError> {
-        let fresh = hex::encode(rand::random::<[u8; SECRET_BYTES]>());
-        sqlx::query(
-            "INSERT INTO auth_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(fresh)
-        .execute(&self.pool)
-        .await?;
-        let value: String = sqlx::query("SELECT value FROM auth_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get("value")?;
+        let read = |pool: AnyPool| async move {
+            sqlx::query("SELECT value FROM auth_secrets WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&pool)
+                .await
+        };
+        let row = match read(self.pool.clone()).await? {
+            Some(row) => row,
+            None => {
+                // Whoever inserts first wins; everyone then reads the winner's bytes.
+                let fresh = hex::encode(rand::random::<[u8; SECRET_BYTES]>());
+                sqlx::query(
+                    "INSERT INTO auth_secrets (name, value) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(fresh)
+                .execute(&self.pool)
+                .await?;
+                read(self.pool.clone())
+                    .await?
+                    .ok_or_else(|| AuthError::Database(format!("secret `{name}` vanished")))?
+            }
+        };
+        let value: String = row.try_get("value")?;
         hex::decode(&value).map_err(|_| AuthError::Corrupt(format!("secret `{name}` is not hex")))
     }
 

@@ -37,7 +37,8 @@ const P_COST: u32 = 1;
 /// A password as it arrives from a client. `Debug` and `Display` print `***`, it cannot be
 /// serialized, and it can be deserialized (so a request body can hold one): the only way to the
 /// text is [`Password::expose`], which is easy to search for.
-#[derive(Clone, PartialEq, Eq)]
+// No `PartialEq`: comparing secrets is for constant-time code, not `==`.
+#[derive(Clone)]
 pub struct Password(String);
 
 impl Password {

@@ -31,6 +31,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
+use jsonwebtoken::crypto::{CryptoProvider, rust_crypto};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,16 @@ pub enum TokenError {
     NotYetValid,
 }
 
+/// Makes sure `jsonwebtoken` has its crypto backend. With exactly one backend feature enabled
+/// it picks that one itself; should feature unification ever enable a second one, it would
+/// panic on first use instead of choosing — so this crate chooses the pure-Rust one up front.
+fn ensure_crypto_provider() {
+    if CryptoProvider::try_get_default().is_none() {
+        // Losing a race to another installer is fine: a provider is installed either way.
+        let _ = CryptoProvider::install_default(&rust_crypto::DEFAULT_PROVIDER);
+    }
+}
+
 /// Signs an access token for `user_id`'s `session_id`, valid from `now` for `ttl` (usually
 /// [`ACCESS_TTL`]), with HS256 under `secret` (the store's `secret("jwt")`).
 ///
@@ -119,6 +130,7 @@ pub fn issue_access(
         exp: iat.saturating_add(ttl.num_seconds()),
         jti: Uuid::now_v7(),
     };
+    ensure_crypto_provider();
     let key = EncodingKey::from_secret(secret).map_err(|e| AuthError::Crypto(e.to_string()))?;
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key)
         .map_err(|e| AuthError::Crypto(e.to_string()))
@@ -135,6 +147,7 @@ pub fn verify_access(
         // No token this crate issued can carry a signature under such a secret.
         return Err(TokenError::BadSignature);
     }
+    ensure_crypto_provider();
     let key = DecodingKey::from_secret(secret).map_err(|_| TokenError::BadSignature)?;
     let mut validation = Validation::new(Algorithm::HS256);
     // Times are checked below against `now`, not against the system clock.
@@ -216,7 +229,8 @@ pub fn secret_matches(secret: &str, stored_hash: &str) -> bool {
 /// prints only what identifies the kind — `mqr_…`, `mqt_0193…` (the first four digits of the
 /// token id), `eyJ…` — never the secret; there is no `Display` and no `Serialize`. Get the text
 /// with [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
+// No `PartialEq`: comparing secrets is for constant-time code, not `==`.
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {

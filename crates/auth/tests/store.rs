@@ -17,6 +17,7 @@ on_every_backend!(
     an_email_address_belongs_to_one_account_whatever_its_case,
     a_password_can_be_replaced_and_credentials_deleted,
     a_refresh_token_works_once_and_its_reuse_revokes_the_session,
+    two_concurrent_exchanges_of_one_refresh_token_let_at_most_one_through_and_end_the_session,
     a_refresh_token_of_an_expired_or_revoked_session_is_refused,
     an_unknown_refresh_token_is_refused_and_revokes_nothing,
     signing_out_everywhere_revokes_only_that_users_sessions,
@@ -165,6 +166,34 @@ async fn a_refresh_token_works_once_and_its_reuse_revokes_the_session(url: &str)
             .await,
         Err(AuthError::InvalidRefresh)
     );
+}
+
+async fn two_concurrent_exchanges_of_one_refresh_token_let_at_most_one_through_and_end_the_session(
+    url: &str,
+) {
+    // Two pools, as two processes (or a client racing itself) would have.
+    let (one, two) = (connect(url).await, connect(url).await);
+    for round in 0..5 {
+        let user = Uuid::now_v7();
+        let (_, hash) = new_refresh_token();
+        let session = one
+            .create_session(user, &hash, t0(), REFRESH_TTL)
+            .await
+            .expect("sign in");
+        let ((_, next_one), (_, next_two)) = (new_refresh_token(), new_refresh_token());
+        let (a, b) = tokio::join!(
+            one.rotate_session(&hash, &next_one, t0()),
+            two.rotate_session(&hash, &next_two, t0()),
+        );
+        let mut outcomes = [a, b];
+        outcomes.sort_by_key(|outcome| outcome.is_err());
+        assert_eq!(
+            outcomes,
+            [Ok((session, user)), Err(AuthError::RefreshReused)],
+            "round {round}"
+        );
+        assert!(!one.session_active(session, t0()).await.expect("read"));
+    }
 }
 
 async fn a_refresh_token_of_an_expired_or_revoked_session_is_refused(url: &str) {
