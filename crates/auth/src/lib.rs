@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod db;
 mod error;
 pub mod password;
@@ -23,10 +24,11 @@ mod role;
 pub mod tokens;
 pub mod vault;
 
+pub use access::{AccessError, Authenticator, Directory, Principal};
 pub use db::{ApiTokenRecord, AuthStore, NewApiToken, email_key};
 pub use error::AuthError;
 pub use password::{Password, PasswordPolicyError};
 pub use ratelimit::RateLimiter;
-pub use role::{Role, UnknownRole};
+pub use role::Role;
 pub use tokens::{ACCESS_TTL, AccessClaims, REFRESH_TTL, Secret, TokenError};
 pub use vault::{Opened, Vault};

@@ -9,10 +9,13 @@
 //! before they reach the log (crypto-shredding), and erasure (`UserErased`) makes them
 //! unreadable everywhere without touching the log.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::event::{MAX_SHORT_TEXT, looks_like_email};
-use crate::{FactCodec, Timestamp, UserId};
+use crate::organization::Role;
+use crate::{FactCodec, OrganizationId, Timestamp, UserId};
 
 /// Version of [`User`]'s serialized shape, for snapshots.
 pub const STATE_SCHEMA_VERSION: u32 = 1;
@@ -35,6 +38,11 @@ pub struct User {
     pub registered_at: Option<Timestamp>,
     /// True once the account was erased: it can do nothing any more.
     pub erased: bool,
+    /// The organizations it belongs to and its role in each. A mirror of the organizations'
+    /// own streams (written in the same transaction), so an account can list its
+    /// organizations; who may do what is always decided from the organization's stream.
+    #[serde(default)]
+    pub organizations: BTreeMap<OrganizationId, Role>,
 }
 
 impl User {
@@ -45,7 +53,11 @@ impl User {
 
     /// Roughly the bytes this state occupies.
     pub fn approximate_size(&self) -> usize {
-        std::mem::size_of::<Self>() + self.name.len() + self.email.len() + self.locale.len()
+        std::mem::size_of::<Self>()
+            + self.name.len()
+            + self.email.len()
+            + self.locale.len()
+            + self.organizations.len() * 48
     }
 }
 
@@ -68,6 +80,13 @@ pub enum UserCommand {
     RecordPasswordChange,
     /// Erase the account: its personal data becomes unreadable and it can no longer act.
     Erase,
+    /// Mirror a membership: the account joined an organization, or its role there changed.
+    RecordMembership {
+        organization_id: OrganizationId,
+        role: Role,
+    },
+    /// Mirror a membership's end.
+    RecordDeparture { organization_id: OrganizationId },
 }
 
 /// Facts of the user aggregate.
@@ -93,6 +112,13 @@ pub enum UserFact {
     UserPasswordChanged { changed_at: Timestamp },
     /// The account was erased.
     UserErased { erased_at: Timestamp },
+    /// The account joined an organization with a role, or its role there changed.
+    MembershipRecorded {
+        organization_id: OrganizationId,
+        role: Role,
+    },
+    /// The account left an organization.
+    DepartureRecorded { organization_id: OrganizationId },
 }
 
 impl FactCodec for UserFact {
@@ -226,6 +252,28 @@ pub fn decide(
             }
             Ok(vec![UserFact::UserErased { erased_at: now }])
         }
+        UserCommand::RecordMembership {
+            organization_id,
+            role,
+        } => {
+            let state = active(state)?;
+            if state.organizations.get(&organization_id) == Some(&role) {
+                return Ok(vec![]);
+            }
+            Ok(vec![UserFact::MembershipRecorded {
+                organization_id,
+                role,
+            }])
+        }
+        UserCommand::RecordDeparture { organization_id } => {
+            if !state.exists() {
+                return Err(UserError::NotFound);
+            }
+            if !state.organizations.contains_key(&organization_id) {
+                return Ok(vec![]);
+            }
+            Ok(vec![UserFact::DepartureRecorded { organization_id }])
+        }
     }
 }
 
@@ -257,6 +305,15 @@ pub fn evolve(mut state: User, fact: &UserFact) -> User {
         }
         UserFact::UserPasswordChanged { .. } => {}
         UserFact::UserErased { .. } => state.erased = true,
+        UserFact::MembershipRecorded {
+            organization_id,
+            role,
+        } => {
+            state.organizations.insert(*organization_id, *role);
+        }
+        UserFact::DepartureRecorded { organization_id } => {
+            state.organizations.remove(organization_id);
+        }
     }
     state
 }
@@ -387,6 +444,38 @@ mod tests {
         given([])
             .when(UserCommand::Erase)
             .then_err(UserError::NotFound);
+    }
+
+    #[test]
+    fn memberships_are_mirrored_once_and_departures_forget_them() {
+        let org = OrganizationId(Uuid::from_u128(0x0A));
+        let joined = UserFact::MembershipRecorded {
+            organization_id: org,
+            role: Role::Organizer,
+        };
+        given([registered()])
+            .when(UserCommand::RecordMembership {
+                organization_id: org,
+                role: Role::Organizer,
+            })
+            .then([joined.clone()]);
+        given([registered(), joined.clone()])
+            .when(UserCommand::RecordMembership {
+                organization_id: org,
+                role: Role::Organizer,
+            })
+            .then_nothing();
+        let state = given([registered(), joined.clone()])
+            .when(UserCommand::RecordDeparture {
+                organization_id: org,
+            })
+            .then_state();
+        assert!(state.organizations.is_empty());
+        given([registered()])
+            .when(UserCommand::RecordDeparture {
+                organization_id: org,
+            })
+            .then_nothing();
     }
 
     #[test]

@@ -428,13 +428,22 @@ fn user_samples() -> Vec<UserFact> {
         },
         UserFact::UserPasswordChanged { changed_at: at(1) },
         UserFact::UserErased { erased_at: at(2) },
+        UserFact::MembershipRecorded {
+            organization_id: OrganizationId(Uuid::from_u128(7)),
+            role: Role::Organizer,
+        },
+        UserFact::DepartureRecorded {
+            organization_id: OrganizationId(Uuid::from_u128(7)),
+        },
     ];
     for sample in &samples {
         match sample {
             UserFact::UserRegistered { .. }
             | UserFact::UserProfileChanged { .. }
             | UserFact::UserPasswordChanged { .. }
-            | UserFact::UserErased { .. } => {}
+            | UserFact::UserErased { .. }
+            | UserFact::MembershipRecorded { .. }
+            | UserFact::DepartureRecorded { .. } => {}
         }
     }
     samples
@@ -493,7 +502,7 @@ fn organization_samples() -> Vec<OrganizationFact> {
 
 #[test]
 fn every_user_fixture_decodes_and_re_encodes_unchanged() {
-    assert_eq!(every_fixture_round_trips::<UserFact>(), 4);
+    assert_eq!(every_fixture_round_trips::<UserFact>(), 6);
 }
 
 #[test]
