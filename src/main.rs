@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use marquee_command_api::CommandState;
+use marquee_command_api::access::{Auth, RateLimits};
 use marquee_command_api::engine::{CommandMode, EngineOptions};
 use marquee_payments::TestGateway;
 use marquee_projector::{JetStreamSource, LeaseConfig, Projector, ReadModels};
@@ -179,6 +180,52 @@ impl PaymentArgs {
     }
 }
 
+/// Accounts: the first owner and the rate limits.
+#[derive(Debug, Clone, Args)]
+struct AuthArgs {
+    /// E-mail address of the owner account made on first run (when no account exists yet).
+    #[arg(
+        long,
+        env = "MARQUEE_ADMIN_EMAIL",
+        default_value = "admin@marquee.local"
+    )]
+    admin_email: String,
+    /// Its password; without one, a random password is written to `<data-dir>/admin-password`.
+    #[arg(long, env = "MARQUEE_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+    /// Sign-up and sign-in attempts allowed per client address per minute (0: no limit).
+    #[arg(
+        long,
+        env = "MARQUEE_RATE_LIMIT_SIGN_IN_PER_MINUTE",
+        default_value_t = 20
+    )]
+    rate_limit_sign_in_per_minute: u32,
+    /// Commands allowed per second per account or API token (0: no limit).
+    #[arg(
+        long,
+        env = "MARQUEE_RATE_LIMIT_COMMANDS_PER_SECOND",
+        default_value_t = 50
+    )]
+    rate_limit_commands_per_second: u32,
+    /// Commands allowed per second per client address (0: no limit).
+    #[arg(
+        long,
+        env = "MARQUEE_RATE_LIMIT_COMMANDS_PER_SECOND_PER_ADDRESS",
+        default_value_t = 500
+    )]
+    rate_limit_commands_per_second_per_address: u32,
+}
+
+impl AuthArgs {
+    fn limits(&self) -> RateLimits {
+        RateLimits {
+            sign_in_per_minute: self.rate_limit_sign_in_per_minute,
+            commands_per_second: self.rate_limit_commands_per_second,
+            commands_per_second_per_address: self.rate_limit_commands_per_second_per_address,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 struct SchedulerArgs {
     #[command(flatten)]
@@ -228,6 +275,8 @@ struct ServeArgs {
     engine: EngineArgs,
     #[command(flatten)]
     payments: PaymentArgs,
+    #[command(flatten)]
+    auth: AuthArgs,
     /// Address of the command API.
     #[arg(long, env = "MARQUEE_COMMAND_ADDR", default_value = "127.0.0.1:8080")]
     command_addr: SocketAddr,
@@ -247,6 +296,8 @@ struct CommandApiArgs {
     engine: EngineArgs,
     #[command(flatten)]
     payments: PaymentArgs,
+    #[command(flatten)]
+    auth: AuthArgs,
     /// Address of the command API.
     #[arg(long, env = "MARQUEE_COMMAND_ADDR", default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
@@ -289,7 +340,14 @@ async fn main() -> anyhow::Result<()> {
             let read = ReadModels::connect(&args.storage.url())
                 .await
                 .context("opening the read models")?;
-            let state = command_state(store, &args.engine, &args.payments)?;
+            let state = command_state(
+                store,
+                &args.storage,
+                &args.engine,
+                &args.payments,
+                &args.auth,
+            )
+            .await?;
             // Each replica runs a scheduler next to its command API (on Postgres one acts at a
             // time): its refunds then go through the same gateway the payments were taken with.
             let scheduler = tokio::spawn(run_scheduler(
@@ -372,7 +430,14 @@ async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Resul
         .map(|config| tokio::spawn(run_relay(store.clone(), config, stopped.clone())));
     let query_state = QueryState::new(read.clone(), store.clone())
         .with_min_position_timeout(Duration::from_millis(args.min_position_timeout_ms));
-    let command_state = command_state(store, &args.engine, &args.payments)?;
+    let command_state = command_state(
+        store,
+        &args.storage,
+        &args.engine,
+        &args.payments,
+        &args.auth,
+    )
+    .await?;
     // The scheduler shares the command API's engine, so its timed commands queue to the same
     // per-stream deciders as everyone else's.
     let scheduler = tokio::spawn(run_scheduler(
@@ -395,17 +460,96 @@ async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Resul
     Ok(())
 }
 
-/// The command API's state: the log, the engine options and the payment gateway.
-fn command_state(
+/// The command API's state: the log, the engine options, the payment gateway and the accounts
+/// (opening the first owner's account on a fresh installation).
+async fn command_state(
     store: Arc<dyn EventStore>,
+    storage: &StorageArgs,
     engine: &EngineArgs,
     payments: &PaymentArgs,
+    auth: &AuthArgs,
 ) -> anyhow::Result<CommandState> {
     let (gateway, secret) = payments.gateway()?;
-    Ok(
-        CommandState::with_options(store, engine.options())
-            .with_test_gateway(gateway, Some(secret)),
+    let accounts = Auth::connect(&storage.url(), store.clone(), auth.limits())
+        .await
+        .context("opening the accounts")?;
+    let state = CommandState::with_options(store, Arc::new(accounts), engine.options())
+        .with_test_gateway(gateway, Some(secret));
+    bootstrap(&state, storage, auth).await?;
+    Ok(state)
+}
+
+/// On a fresh installation (no account at all), opens the owner account and its organization,
+/// and says how to sign in. The password comes from `MARQUEE_ADMIN_PASSWORD` or is generated
+/// into `<data-dir>/admin-password` (readable by this user only): never printed, never logged.
+async fn bootstrap(
+    state: &CommandState,
+    storage: &StorageArgs,
+    auth: &AuthArgs,
+) -> anyhow::Result<()> {
+    if state
+        .auth
+        .store()
+        .has_accounts()
+        .await
+        .context("reading the accounts")?
+    {
+        return Ok(());
+    }
+    let (password, from) = match &auth.admin_password {
+        Some(password) if !password.is_empty() => {
+            (password.clone(), "MARQUEE_ADMIN_PASSWORD".to_owned())
+        }
+        _ => {
+            let password: String = {
+                use rand::Rng;
+                const ALPHABET: &[u8] =
+                    b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
+                let mut rng = rand::rng();
+                (0..24)
+                    .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+                    .collect()
+            };
+            std::fs::create_dir_all(&storage.data_dir)
+                .with_context(|| format!("creating {}", storage.data_dir.display()))?;
+            let path = storage.data_dir.join("admin-password");
+            write_private(&path, &password)?;
+            (password, path.display().to_string())
+        }
+    };
+    let created = marquee_command_api::accounts::bootstrap_owner(
+        state,
+        &auth.admin_email,
+        &marquee_auth::Password::new(password),
+        "My organization",
     )
+    .await
+    .map_err(|e| anyhow::anyhow!("creating the first owner account: {e}"))?;
+    if let Some((_, organization_id)) = created {
+        println!(
+            "marquee: first run: owner account {} created in organization {organization_id}              (password: {from}); sign in with POST /v1/auth/login",
+            auth.admin_email
+        );
+    }
+    Ok(())
+}
+
+/// Writes a secret to a file only its owner can read.
+fn write_private(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(content.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 /// Runs the scheduler until shutdown. On Postgres read models it acts only while it holds the

@@ -312,6 +312,15 @@ impl AuthStore {
         Ok(())
     }
 
+    /// Whether any account has credentials: `false` on a fresh installation (the first owner
+    /// is then created).
+    pub async fn has_accounts(&self) -> Result<bool, AuthError> {
+        let row = sqlx::query("SELECT 1 AS one FROM credentials LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     /// Deletes `user_id`'s credentials (the address becomes free); nothing happens if there are
     /// none. Sessions are not touched.
     pub async fn delete_credentials(&self, user_id: Uuid) -> Result<(), AuthError> {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::CommandState;
+use crate::access::{Caller, DOOR, authorize};
 use crate::engine::{Answer, EventAggregate};
 use crate::extract::{JsonBody, OptionalJsonBody, RequestMeta, parse_id};
 use crate::idempotency::respond;
@@ -59,33 +60,43 @@ fn admitted(event_id: EventId, event: &Event, code: &TicketCode) -> serde_json::
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn scan(
     State(state): State<CommandState>,
+    caller: Caller,
     Path(event_id): Path<String>,
     meta: RequestMeta,
     body: JsonBody<ScanBody>,
 ) -> Response {
     let b = body.value;
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        let code = TicketCode(b.ticket_code.trim().to_owned());
-        let command = EventCommand::CheckIn {
-            ticket_code: code.clone(),
-            nonce: b.nonce,
-            scanned_at: b.scanned_at,
-        };
-        let (_, answer) = state
-            .engine
-            .execute::<EventAggregate>(
-                &event_id.stream(),
-                vec![command],
-                &context,
-                move |_, event| Answer {
-                    status: StatusCode::OK,
-                    body: admitted(event_id, event, &code),
-                },
-            )
-            .await?;
-        Ok(answer)
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let organization_id =
+                authorize(&state, &caller, &event_id.stream(), "event", DOOR).await?;
+            context.organization = Some(organization_id.to_string());
+            let code = TicketCode(b.ticket_code.trim().to_owned());
+            let command = EventCommand::CheckIn {
+                ticket_code: code.clone(),
+                nonce: b.nonce,
+                scanned_at: b.scanned_at,
+            };
+            let (_, answer) = state
+                .engine
+                .execute::<EventAggregate>(
+                    &event_id.stream(),
+                    vec![command],
+                    &context,
+                    move |_, event| Answer {
+                        status: StatusCode::OK,
+                        body: admitted(event_id, event, &code),
+                    },
+                )
+                .await?;
+            Ok(answer)
+        },
+    )
     .await
 }
 
@@ -97,32 +108,42 @@ struct EmptyBody {}
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn revert(
     State(state): State<CommandState>,
+    caller: Caller,
     Path((event_id, ticket_code)): Path<(String, String)>,
     meta: RequestMeta,
     body: OptionalJsonBody<EmptyBody>,
 ) -> Response {
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        let code = TicketCode(ticket_code);
-        let (_, answer) = state
-            .engine
-            .execute::<EventAggregate>(
-                &event_id.stream(),
-                vec![EventCommand::RevertCheckIn {
-                    ticket_code: code.clone(),
-                }],
-                &context,
-                move |_, _| Answer {
-                    status: StatusCode::OK,
-                    body: json!({
-                        "result": "reverted",
-                        "event_id": event_id,
-                        "ticket_code": code,
-                    }),
-                },
-            )
-            .await?;
-        Ok(answer)
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let organization_id =
+                authorize(&state, &caller, &event_id.stream(), "event", DOOR).await?;
+            context.organization = Some(organization_id.to_string());
+            let code = TicketCode(ticket_code);
+            let (_, answer) = state
+                .engine
+                .execute::<EventAggregate>(
+                    &event_id.stream(),
+                    vec![EventCommand::RevertCheckIn {
+                        ticket_code: code.clone(),
+                    }],
+                    &context,
+                    move |_, _| Answer {
+                        status: StatusCode::OK,
+                        body: json!({
+                            "result": "reverted",
+                            "event_id": event_id,
+                            "ticket_code": code,
+                        }),
+                    },
+                )
+                .await?;
+            Ok(answer)
+        },
+    )
     .await
 }

@@ -310,6 +310,17 @@ impl Engine {
         self.mode
     }
 
+    /// Drops the cached aggregates of every kind after an erasure, so no copy of the erased
+    /// person's data outlives it in this process's cache: they are loaded again (with the data
+    /// unreadable) when next needed. Deciders running right now keep theirs until they retire
+    /// (after `EngineOptions::idle`).
+    pub async fn forget_personal_data(&self) {
+        self.venues.clear_cache();
+        self.events.clear_cache();
+        self.users.clear_cache();
+        self.organizations.clear_cache();
+    }
+
     /// Idle aggregates held by the cache, of every kind.
     pub fn cached_aggregates(&self) -> usize {
         self.venues.cached().0 + self.events.cached().0
@@ -551,6 +562,79 @@ impl Engine {
                 }
                 Err(StoreError::WrongExpectedRevision { stream, .. }) => {
                     tracing::debug!(%stream, "concurrent append to the event or its venue; deciding again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::Contention)
+    }
+}
+
+impl Engine {
+    /// Runs commands on two streams of (possibly) different aggregates as one atomic append:
+    /// both decided against the log as it is, both appended with their expected revisions in
+    /// one transaction, again from the start when either moved. For changes that two streams
+    /// must agree on (a membership in the organization's stream and its mirror in the
+    /// account's). The answer is built from the first stream's facts and state.
+    pub async fn execute_two<A: Aggregate, B: Aggregate>(
+        &self,
+        first: (&str, Vec<A::Command>),
+        second: (&str, Vec<B::Command>),
+        context: &CommandContext,
+        answer: impl Fn(&[A::Fact], &A::State) -> Answer,
+    ) -> Result<(Accepted<A::Fact>, Answer), ApiError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let a = self.load::<A>(first.0).await?;
+            let b = self.load::<B>(second.0).await?;
+            let now = self.now();
+            let mut a_state = a.state;
+            let a_facts = decide_all::<A>(&mut a_state, &first.1, now)?;
+            let mut b_state = b.state;
+            let b_facts = decide_all::<B>(&mut b_state, &second.1, now)?;
+            let mut reply = answer(&a_facts, &a_state);
+            let mut requests = Vec::with_capacity(2);
+            if !a_facts.is_empty() {
+                requests.push(append_request::<A>(
+                    first.0, a.revision, &a_facts, context, &reply, now,
+                ));
+            }
+            if !b_facts.is_empty() {
+                let mut request =
+                    append_request::<B>(second.0, b.revision, &b_facts, context, &reply, now);
+                if !requests.is_empty() {
+                    // The answer is remembered once, with the first stream's facts.
+                    request.idempotency = None;
+                }
+                requests.push(request);
+            }
+            if requests.is_empty() {
+                set_position(&mut reply.body, a.position.max(b.position));
+                return Ok((
+                    Accepted {
+                        facts: a_facts,
+                        position: a.position.max(b.position),
+                    },
+                    reply,
+                ));
+            }
+            match self.log.store.append_atomic(requests).await {
+                Ok(appended) => {
+                    let position = appended
+                        .iter()
+                        .map(|a| a.last_position)
+                        .max()
+                        .unwrap_or(a.position);
+                    set_position(&mut reply.body, position);
+                    return Ok((
+                        Accepted {
+                            facts: a_facts,
+                            position,
+                        },
+                        reply,
+                    ));
+                }
+                Err(StoreError::WrongExpectedRevision { stream, .. }) => {
+                    tracing::debug!(%stream, "concurrent append to one of two streams; deciding again");
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{patch, post, put};
 use marquee_domain::event::{
-    Answers, Attendee, DetailsChange, Event, EventCommand, EventFact, PolicyChange, Question,
-    RegistrationStatus, VenueInfo,
+    Answers, Attendee, DetailsChange, Event, EventCommand, EventError, EventFact, PolicyChange,
+    Question, RegistrationStatus, VenueInfo,
 };
 use marquee_domain::venue::{Venue, VenueCommand};
 use marquee_domain::{
@@ -18,6 +18,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::CommandState;
+use crate::access::{Caller, ORGANIZERS, Visitor, authorize};
 use crate::engine::{Answer, EventAggregate, Scheduling, VenueAggregate};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, RequestMeta, parse_id};
@@ -135,60 +136,88 @@ impl PolicyBody {
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn draft_event(
     State(state): State<CommandState>,
+    caller: Caller,
     meta: RequestMeta,
     body: JsonBody<DraftEventBody>,
 ) -> Response {
     let b = body.value;
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let venue_id = VenueId(b.venue_id);
-        let event_id = EventId(Uuid::now_v7());
-        let (_, answer) = state
-            .engine
-            .execute_scheduled(
-                &event_id.stream(),
-                |_| Ok(Some(venue_id)),
-                |_, venue| {
-                    let info = venue.exists().then_some(VenueInfo {
-                        venue_id,
-                        capacity: venue.capacity,
-                    });
-                    let mut event = vec![EventCommand::DraftEvent {
-                        event_id,
-                        venue: info,
-                        title: b.title.clone(),
-                        description: b.description.clone(),
-                        category: b.category.clone(),
-                        starts_at: b.starts_at,
-                        ends_at: b.ends_at,
-                        timezone: b.timezone.clone().unwrap_or_else(|| venue.timezone.clone()),
-                        capacity: b.capacity,
-                        max_per_order: b.max_per_order,
-                    }];
-                    event.extend(b.policy.command());
-                    if let Some(questions) = &b.questions {
-                        event.push(EventCommand::SetQuestions {
-                            questions: questions.clone(),
-                        });
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let venue_id = VenueId(b.venue_id);
+            // The event belongs to its venue's organization; an unknown venue (or one of another
+            // organization) is the event's own `venue_id` validation error.
+            let organization_id = match state.auth.directory.owner(&venue_id.stream()).await? {
+                Some(owner) => {
+                    let roles = state.auth.directory.roles(&caller.principal, owner).await?;
+                    if roles.is_empty() {
+                        return Err(ApiError::Event(EventError::VenueNotFound));
                     }
-                    Ok(Scheduling {
-                        venue_id: Some(venue_id),
-                        venue: vec![VenueCommand::BookEvent {
+                    if !roles.iter().any(|r| ORGANIZERS.contains(r)) {
+                        return Err(ApiError::Forbidden(
+                            "only owners and organizers draft events",
+                        ));
+                    }
+                    owner
+                }
+                None => {
+                    caller.authenticated()?;
+                    return Err(ApiError::Event(EventError::VenueNotFound));
+                }
+            };
+            context.organization = Some(organization_id.to_string());
+            let event_id = EventId(Uuid::now_v7());
+            let (_, answer) = state
+                .engine
+                .execute_scheduled(
+                    &event_id.stream(),
+                    |_| Ok(Some(venue_id)),
+                    |_, venue| {
+                        let info = venue.exists().then_some(VenueInfo {
+                            venue_id,
+                            capacity: venue.capacity,
+                        });
+                        let mut event = vec![EventCommand::DraftEvent {
                             event_id,
+                            venue: info,
+                            title: b.title.clone(),
+                            description: b.description.clone(),
+                            category: b.category.clone(),
                             starts_at: b.starts_at,
                             ends_at: b.ends_at,
-                        }],
-                        event,
-                    })
-                },
-                &context,
-                move |_, _| Answer {
-                    status: StatusCode::CREATED,
-                    body: json!({ "event_id": event_id, "status": "draft" }),
-                },
-            )
-            .await?;
-        Ok(answer)
-    })
+                            timezone: b.timezone.clone().unwrap_or_else(|| venue.timezone.clone()),
+                            capacity: b.capacity,
+                            max_per_order: b.max_per_order,
+                        }];
+                        event.extend(b.policy.command());
+                        if let Some(questions) = &b.questions {
+                            event.push(EventCommand::SetQuestions {
+                                questions: questions.clone(),
+                            });
+                        }
+                        Ok(Scheduling {
+                            venue_id: Some(venue_id),
+                            venue: vec![VenueCommand::BookEvent {
+                                event_id,
+                                starts_at: b.starts_at,
+                                ends_at: b.ends_at,
+                            }],
+                            event,
+                        })
+                    },
+                    &context,
+                    move |_, _| Answer {
+                        status: StatusCode::CREATED,
+                        body: json!({ "event_id": event_id, "status": "draft" }),
+                    },
+                )
+                .await?;
+            Ok(answer)
+        },
+    )
     .await
 }
 
@@ -217,57 +246,67 @@ struct UpdateEventBody {
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn update_event(
     State(state): State<CommandState>,
+    caller: Caller,
     Path(event_id): Path<String>,
     meta: RequestMeta,
     body: JsonBody<UpdateEventBody>,
 ) -> Response {
     let b = body.value;
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        let moves = b.starts_at.is_some() || b.ends_at.is_some();
-        let change = DetailsChange {
-            title: b.title,
-            description: b.description,
-            category: b.category,
-            starts_at: b.starts_at,
-            ends_at: b.ends_at,
-            timezone: b.timezone,
-            max_per_order: b.max_per_order,
-        };
-        let mut commands = vec![EventCommand::UpdateDetails(change)];
-        commands.extend(b.policy.command());
-        let answer = move |_: &[EventFact], _: &Event| Answer {
-            status: StatusCode::OK,
-            body: json!({ "event_id": event_id }),
-        };
-        if !moves {
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let organization_id =
+                authorize(&state, &caller, &event_id.stream(), "event", ORGANIZERS).await?;
+            context.organization = Some(organization_id.to_string());
+            let moves = b.starts_at.is_some() || b.ends_at.is_some();
+            let change = DetailsChange {
+                title: b.title,
+                description: b.description,
+                category: b.category,
+                starts_at: b.starts_at,
+                ends_at: b.ends_at,
+                timezone: b.timezone,
+                max_per_order: b.max_per_order,
+            };
+            let mut commands = vec![EventCommand::UpdateDetails(change)];
+            commands.extend(b.policy.command());
+            let answer = move |_: &[EventFact], _: &Event| Answer {
+                status: StatusCode::OK,
+                body: json!({ "event_id": event_id }),
+            };
+            if !moves {
+                let (_, answer) = state
+                    .engine
+                    .execute::<EventAggregate>(&event_id.stream(), commands, &context, answer)
+                    .await?;
+                return Ok(answer);
+            }
+            // New times move the event's slot in its venue's calendar, in the same transaction.
             let (_, answer) = state
                 .engine
-                .execute::<EventAggregate>(&event_id.stream(), commands, &context, answer)
+                .execute_scheduled(
+                    &event_id.stream(),
+                    |event| Ok(event.venue_id),
+                    |event, _| {
+                        let starts_at = b.starts_at.or(event.starts_at);
+                        let ends_at = b.ends_at.or(event.ends_at);
+                        Ok(Scheduling {
+                            venue_id: event.venue_id,
+                            venue: slot(event, starts_at, ends_at),
+                            event: commands.clone(),
+                        })
+                    },
+                    &context,
+                    answer,
+                )
                 .await?;
-            return Ok(answer);
-        }
-        // New times move the event's slot in its venue's calendar, in the same transaction.
-        let (_, answer) = state
-            .engine
-            .execute_scheduled(
-                &event_id.stream(),
-                |event| Ok(event.venue_id),
-                |event, _| {
-                    let starts_at = b.starts_at.or(event.starts_at);
-                    let ends_at = b.ends_at.or(event.ends_at);
-                    Ok(Scheduling {
-                        venue_id: event.venue_id,
-                        venue: slot(event, starts_at, ends_at),
-                        event: commands.clone(),
-                    })
-                },
-                &context,
-                answer,
-            )
-            .await?;
-        Ok(answer)
-    })
+            Ok(answer)
+        },
+    )
     .await
 }
 
@@ -301,41 +340,51 @@ struct RescheduleBody {
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn reschedule(
     State(state): State<CommandState>,
+    caller: Caller,
     Path(event_id): Path<String>,
     meta: RequestMeta,
     body: JsonBody<RescheduleBody>,
 ) -> Response {
     let b = body.value;
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        let (_, answer) = state
-            .engine
-            .execute_scheduled(
-                &event_id.stream(),
-                |event| Ok(event.venue_id),
-                |event, _| {
-                    Ok(Scheduling {
-                        venue_id: event.venue_id,
-                        venue: slot(event, Some(b.starts_at), Some(b.ends_at)),
-                        event: vec![EventCommand::Reschedule {
-                            starts_at: b.starts_at,
-                            ends_at: b.ends_at,
-                        }],
-                    })
-                },
-                &context,
-                move |_, _| Answer {
-                    status: StatusCode::OK,
-                    body: json!({
-                        "event_id": event_id,
-                        "starts_at": b.starts_at,
-                        "ends_at": b.ends_at,
-                    }),
-                },
-            )
-            .await?;
-        Ok(answer)
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let organization_id =
+                authorize(&state, &caller, &event_id.stream(), "event", ORGANIZERS).await?;
+            context.organization = Some(organization_id.to_string());
+            let (_, answer) = state
+                .engine
+                .execute_scheduled(
+                    &event_id.stream(),
+                    |event| Ok(event.venue_id),
+                    |event, _| {
+                        Ok(Scheduling {
+                            venue_id: event.venue_id,
+                            venue: slot(event, Some(b.starts_at), Some(b.ends_at)),
+                            event: vec![EventCommand::Reschedule {
+                                starts_at: b.starts_at,
+                                ends_at: b.ends_at,
+                            }],
+                        })
+                    },
+                    &context,
+                    move |_, _| Answer {
+                        status: StatusCode::OK,
+                        body: json!({
+                            "event_id": event_id,
+                            "starts_at": b.starts_at,
+                            "ends_at": b.ends_at,
+                        }),
+                    },
+                )
+                .await?;
+            Ok(answer)
+        },
+    )
     .await
 }
 
@@ -349,27 +398,37 @@ struct QuestionsBody {
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn set_questions(
     State(state): State<CommandState>,
+    caller: Caller,
     Path(event_id): Path<String>,
     meta: RequestMeta,
     body: JsonBody<QuestionsBody>,
 ) -> Response {
     let questions = body.value.questions;
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        let (_, answer) = state
-            .engine
-            .execute::<EventAggregate>(
-                &event_id.stream(),
-                vec![EventCommand::SetQuestions { questions }],
-                &context,
-                move |_, event| Answer {
-                    status: StatusCode::OK,
-                    body: json!({ "event_id": event_id, "questions": event.questions }),
-                },
-            )
-            .await?;
-        Ok(answer)
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let organization_id =
+                authorize(&state, &caller, &event_id.stream(), "event", ORGANIZERS).await?;
+            context.organization = Some(organization_id.to_string());
+            let (_, answer) = state
+                .engine
+                .execute::<EventAggregate>(
+                    &event_id.stream(),
+                    vec![EventCommand::SetQuestions { questions }],
+                    &context,
+                    move |_, event| Answer {
+                        status: StatusCode::OK,
+                        body: json!({ "event_id": event_id, "questions": event.questions }),
+                    },
+                )
+                .await?;
+            Ok(answer)
+        },
+    )
     .await
 }
 
@@ -389,32 +448,42 @@ struct AddTicketTypeBody {
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn add_ticket_type(
     State(state): State<CommandState>,
+    caller: Caller,
     Path(event_id): Path<String>,
     meta: RequestMeta,
     body: JsonBody<AddTicketTypeBody>,
 ) -> Response {
     let b = body.value;
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        let ticket_type_id = TicketTypeId(Uuid::now_v7());
-        let command = EventCommand::AddTicketType {
-            ticket_type_id,
-            name: b.name,
-            price: b.price,
-            quantity: b.quantity,
-            sales_start: b.sales_start,
-            sales_end: b.sales_end,
-        };
-        run_event(
-            &state,
-            event_id,
-            vec![command],
-            &context,
-            StatusCode::CREATED,
-            json!({ "event_id": event_id, "ticket_type_id": ticket_type_id }),
-        )
-        .await
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let organization_id =
+                authorize(&state, &caller, &event_id.stream(), "event", ORGANIZERS).await?;
+            context.organization = Some(organization_id.to_string());
+            let ticket_type_id = TicketTypeId(Uuid::now_v7());
+            let command = EventCommand::AddTicketType {
+                ticket_type_id,
+                name: b.name,
+                price: b.price,
+                quantity: b.quantity,
+                sales_start: b.sales_start,
+                sales_end: b.sales_end,
+            };
+            run_event(
+                &state,
+                event_id,
+                vec![command],
+                &context,
+                StatusCode::CREATED,
+                json!({ "event_id": event_id, "ticket_type_id": ticket_type_id }),
+            )
+            .await
+        },
+    )
     .await
 }
 
@@ -426,22 +495,32 @@ struct PublishBody {}
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn publish(
     State(state): State<CommandState>,
+    caller: Caller,
     Path(event_id): Path<String>,
     meta: RequestMeta,
     body: OptionalJsonBody<PublishBody>,
 ) -> Response {
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        run_event(
-            &state,
-            event_id,
-            vec![EventCommand::Publish],
-            &context,
-            StatusCode::OK,
-            json!({ "event_id": event_id, "status": "published" }),
-        )
-        .await
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let organization_id =
+                authorize(&state, &caller, &event_id.stream(), "event", ORGANIZERS).await?;
+            context.organization = Some(organization_id.to_string());
+            run_event(
+                &state,
+                event_id,
+                vec![EventCommand::Publish],
+                &context,
+                StatusCode::OK,
+                json!({ "event_id": event_id, "status": "published" }),
+            )
+            .await
+        },
+    )
     .await
 }
 
@@ -456,56 +535,66 @@ struct CancelBody {
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn cancel(
     State(state): State<CommandState>,
+    caller: Caller,
     Path(event_id): Path<String>,
     meta: RequestMeta,
     body: OptionalJsonBody<CancelBody>,
 ) -> Response {
     let reason = body.value.reason;
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        // Cancelling frees the event's slot in its venue's calendar, in the same transaction.
-        let (_, answer) = state
-            .engine
-            .execute_scheduled(
-                &event_id.stream(),
-                |event| Ok(event.venue_id),
-                |event, _| {
-                    Ok(Scheduling {
-                        venue_id: event.venue_id,
-                        venue: event
-                            .id
-                            .map(|event_id| VenueCommand::ReleaseEvent { event_id })
-                            .into_iter()
-                            .collect(),
-                        event: vec![EventCommand::Cancel {
-                            reason: reason.clone(),
-                        }],
-                    })
-                },
-                &context,
-                move |facts, _| {
-                    let cancelled = facts
-                        .iter()
-                        .filter(|f| matches!(f, EventFact::RegistrationCancelled { .. }))
-                        .count();
-                    let refunds = facts
-                        .iter()
-                        .filter(|f| matches!(f, EventFact::RefundDue { .. }))
-                        .count();
-                    Answer {
-                        status: StatusCode::OK,
-                        body: json!({
-                            "event_id": event_id,
-                            "status": "cancelled",
-                            "registrations_cancelled": cancelled,
-                            "refunds_due": refunds,
-                        }),
-                    }
-                },
-            )
-            .await?;
-        Ok(answer)
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let organization_id =
+                authorize(&state, &caller, &event_id.stream(), "event", ORGANIZERS).await?;
+            context.organization = Some(organization_id.to_string());
+            // Cancelling frees the event's slot in its venue's calendar, in the same transaction.
+            let (_, answer) = state
+                .engine
+                .execute_scheduled(
+                    &event_id.stream(),
+                    |event| Ok(event.venue_id),
+                    |event, _| {
+                        Ok(Scheduling {
+                            venue_id: event.venue_id,
+                            venue: event
+                                .id
+                                .map(|event_id| VenueCommand::ReleaseEvent { event_id })
+                                .into_iter()
+                                .collect(),
+                            event: vec![EventCommand::Cancel {
+                                reason: reason.clone(),
+                            }],
+                        })
+                    },
+                    &context,
+                    move |facts, _| {
+                        let cancelled = facts
+                            .iter()
+                            .filter(|f| matches!(f, EventFact::RegistrationCancelled { .. }))
+                            .count();
+                        let refunds = facts
+                            .iter()
+                            .filter(|f| matches!(f, EventFact::RefundDue { .. }))
+                            .count();
+                        Answer {
+                            status: StatusCode::OK,
+                            body: json!({
+                                "event_id": event_id,
+                                "status": "cancelled",
+                                "registrations_cancelled": cancelled,
+                                "refunds_due": refunds,
+                            }),
+                        }
+                    },
+                )
+                .await?;
+            Ok(answer)
+        },
+    )
     .await
 }
 
@@ -519,34 +608,44 @@ struct CapacityBody {
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn change_capacity(
     State(state): State<CommandState>,
+    caller: Caller,
     Path(event_id): Path<String>,
     meta: RequestMeta,
     body: JsonBody<CapacityBody>,
 ) -> Response {
     let capacity = body.value.capacity;
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        let event = state
-            .engine
-            .load::<EventAggregate>(&event_id.stream())
-            .await?
-            .state;
-        let venue_id = event.venue_id.ok_or(ApiError::NotFound("event"))?;
-        // A venue that vanished cannot happen (venues are never deleted); treat it as corrupt
-        // data rather than inventing a capacity.
-        let venue = venue_info(&state, venue_id)
-            .await?
-            .ok_or(ApiError::NotFound("venue"))?;
-        run_event(
-            &state,
-            event_id,
-            vec![EventCommand::ChangeCapacity { capacity, venue }],
-            &context,
-            StatusCode::OK,
-            json!({ "event_id": event_id, "capacity": capacity }),
-        )
-        .await
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let organization_id =
+                authorize(&state, &caller, &event_id.stream(), "event", ORGANIZERS).await?;
+            context.organization = Some(organization_id.to_string());
+            let event = state
+                .engine
+                .load::<EventAggregate>(&event_id.stream())
+                .await?
+                .state;
+            let venue_id = event.venue_id.ok_or(ApiError::NotFound("event"))?;
+            // A venue that vanished cannot happen (venues are never deleted); treat it as corrupt
+            // data rather than inventing a capacity.
+            let venue = venue_info(&state, venue_id)
+                .await?
+                .ok_or(ApiError::NotFound("venue"))?;
+            run_event(
+                &state,
+                event_id,
+                vec![EventCommand::ChangeCapacity { capacity, venue }],
+                &context,
+                StatusCode::OK,
+                json!({ "event_id": event_id, "capacity": capacity }),
+            )
+            .await
+        },
+    )
     .await
 }
 
@@ -587,44 +686,54 @@ pub(crate) fn new_ticket_code() -> TicketCode {
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn reserve(
     State(state): State<CommandState>,
+    caller: Caller,
     Path(event_id): Path<String>,
     meta: RequestMeta,
     body: JsonBody<ReserveBody>,
 ) -> Response {
     let b = body.value;
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        let registration_id = RegistrationId(Uuid::now_v7());
-        let ticket_type_id = TicketTypeId(b.ticket_type_id);
-        // Codes are only minted for a quantity the domain could accept; a larger one is refused
-        // by the per-order maximum before the codes matter.
-        let codes: Vec<TicketCode> = if b.quantity <= marquee_domain::event::MAX_PER_ORDER_LIMIT {
-            (0..b.quantity).map(|_| new_ticket_code()).collect()
-        } else {
-            Vec::new()
-        };
-        let command = EventCommand::Reserve {
-            registration_id,
-            ticket_type_id,
-            attendee: b.attendee.into(),
-            quantity: b.quantity,
-            ticket_codes: codes,
-            answers: b.answers,
-        };
-        let (_, answer) = state
-            .engine
-            .execute::<EventAggregate>(
-                &event_id.stream(),
-                vec![command],
-                &context,
-                move |_, event| Answer {
-                    status: StatusCode::CREATED,
-                    body: registration_body(event_id, event, registration_id),
-                },
-            )
-            .await?;
-        Ok(answer)
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let visitor = Visitor::of(&state, &caller, &event_id).await?;
+            context.organization = Some(visitor.organization_id.to_string());
+            let registration_id = RegistrationId(Uuid::now_v7());
+            let ticket_type_id = TicketTypeId(b.ticket_type_id);
+            // Codes are only minted for a quantity the domain could accept; a larger one is refused
+            // by the per-order maximum before the codes matter.
+            let codes: Vec<TicketCode> = if b.quantity <= marquee_domain::event::MAX_PER_ORDER_LIMIT
+            {
+                (0..b.quantity).map(|_| new_ticket_code()).collect()
+            } else {
+                Vec::new()
+            };
+            let command = EventCommand::Reserve {
+                registration_id,
+                ticket_type_id,
+                attendee: b.attendee.into(),
+                quantity: b.quantity,
+                ticket_codes: codes,
+                answers: b.answers,
+            };
+            let (_, answer) = state
+                .engine
+                .execute::<EventAggregate>(
+                    &event_id.stream(),
+                    vec![command],
+                    &context,
+                    move |_, event| Answer {
+                        status: StatusCode::CREATED,
+                        body: registration_body(event_id, event, registration_id),
+                    },
+                )
+                .await?;
+            Ok(answer)
+        },
+    )
     .await
 }
 
@@ -657,39 +766,49 @@ pub(crate) fn registration_body(
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn cancel_registration(
     State(state): State<CommandState>,
+    caller: Caller,
     Path((event_id, registration_id)): Path<(String, String)>,
     meta: RequestMeta,
     body: OptionalJsonBody<PublishBody>,
 ) -> Response {
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        let registration_id = RegistrationId(parse_id(&registration_id, "registration")?);
-        let (_, answer) = state
-            .engine
-            .execute::<EventAggregate>(
-                &event_id.stream(),
-                vec![EventCommand::CancelRegistration { registration_id }],
-                &context,
-                move |facts, _| {
-                    let refund = facts.iter().find_map(|f| match f {
-                        EventFact::RefundDue {
-                            payment_id, amount, ..
-                        } => Some(json!({ "payment_id": payment_id, "amount": amount })),
-                        _ => None,
-                    });
-                    Answer {
-                        status: StatusCode::OK,
-                        body: json!({
-                            "registration_id": registration_id,
-                            "event_id": event_id,
-                            "status": "cancelled",
-                            "refund": refund,
-                        }),
-                    }
-                },
-            )
-            .await?;
-        Ok(answer)
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let visitor = Visitor::of(&state, &caller, &event_id).await?;
+            context.organization = Some(visitor.organization_id.to_string());
+            let registration_id = RegistrationId(parse_id(&registration_id, "registration")?);
+            let (_, answer) = state
+                .engine
+                .execute_guarded::<EventAggregate>(
+                    &event_id.stream(),
+                    vec![EventCommand::CancelRegistration { registration_id }],
+                    &context,
+                    visitor.holder_guard(registration_id),
+                    move |facts, _| {
+                        let refund = facts.iter().find_map(|f| match f {
+                            EventFact::RefundDue {
+                                payment_id, amount, ..
+                            } => Some(json!({ "payment_id": payment_id, "amount": amount })),
+                            _ => None,
+                        });
+                        Answer {
+                            status: StatusCode::OK,
+                            body: json!({
+                                "registration_id": registration_id,
+                                "event_id": event_id,
+                                "status": "cancelled",
+                                "refund": refund,
+                            }),
+                        }
+                    },
+                )
+                .await?;
+            Ok(answer)
+        },
+    )
     .await
 }

@@ -20,6 +20,7 @@ use marquee_store::{IdempotencyWrite, IdempotentResponse, StoreError};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::access::Caller;
 use crate::engine::{Answer, CommandContext};
 use crate::error::ApiError;
 use crate::extract::RequestMeta;
@@ -71,8 +72,13 @@ fn request_hash(meta: &RequestMeta, raw: &[u8]) -> String {
 }
 
 /// Runs a command with idempotency around it and turns its outcome into the HTTP answer.
+///
+/// The caller's actor is recorded in the context, and an idempotency key belongs to the caller
+/// who sent it: the same key from someone else is a different key (no one replays another's
+/// answer).
 pub async fn respond<Fut>(
     state: &CommandState,
+    caller: &Caller,
     meta: &RequestMeta,
     raw: &[u8],
     run: impl FnOnce(CommandContext) -> Fut,
@@ -82,13 +88,17 @@ where
 {
     let mut context = CommandContext {
         correlation_id: meta.correlation_id,
-        actor: None,
+        actor: caller.actor(),
         organization: None,
         idempotency: None,
     };
     let Some(key) = meta.idempotency_key.clone() else {
         return into_response(run(context).await);
     };
+    let key = format!(
+        "{}:{key}",
+        caller.actor().unwrap_or_else(|| "anonymous".into())
+    );
     let hash = request_hash(meta, raw);
     let Some(_guard) = state.in_flight.enter(&key) else {
         return ApiError::IdempotencyInFlight.into_response();

@@ -9,12 +9,15 @@
 //! What must not live here: business rules (they are in `marquee-domain`) and SQL (it is in
 //! `marquee-store`).
 
+pub mod access;
+pub mod accounts;
 pub mod check_ins;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
+pub mod organizations;
 pub mod payments;
 pub mod pipeline;
 pub mod venues;
@@ -32,6 +35,7 @@ use marquee_store::EventStore;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use crate::access::Auth;
 use crate::engine::{Engine, EngineOptions};
 use crate::error::ApiError;
 use crate::idempotency::InFlight;
@@ -54,34 +58,41 @@ pub struct CommandState {
     /// Shared secret of the payment provider's signed webhooks; without one the webhook route
     /// refuses every call (`503 webhook_not_configured`).
     pub webhook_secret: Option<Arc<[u8]>>,
+    /// Accounts, tokens, roles, rate limits and personal data's keys.
+    pub auth: Arc<Auth>,
 }
 
 impl CommandState {
     /// State over `store` with the system clock.
-    pub fn new(store: Arc<dyn EventStore>) -> Self {
-        Self::with_clock(store, Arc::new(chrono::Utc::now))
+    pub fn new(store: Arc<dyn EventStore>, auth: Arc<Auth>) -> Self {
+        Self::with_clock(store, auth, Arc::new(chrono::Utc::now))
     }
 
     /// State over `store` reading time from `clock` (tests use a fixed or stepping clock).
     pub fn with_clock(
         store: Arc<dyn EventStore>,
+        auth: Arc<Auth>,
         clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
     ) -> Self {
-        Self::from_engine(Engine::new(store, clock))
+        Self::from_engine(Engine::new(store, clock), auth)
     }
 
     /// State over `store` with the system clock and the given engine options.
-    pub fn with_options(store: Arc<dyn EventStore>, options: EngineOptions) -> Self {
-        Self::from_engine(Engine::with_options(
-            store,
-            Arc::new(chrono::Utc::now),
-            options,
-        ))
+    pub fn with_options(
+        store: Arc<dyn EventStore>,
+        auth: Arc<Auth>,
+        options: EngineOptions,
+    ) -> Self {
+        Self::from_engine(
+            Engine::with_options(store, Arc::new(chrono::Utc::now), options),
+            auth,
+        )
     }
 
-    fn from_engine(engine: Engine) -> Self {
+    fn from_engine(engine: Engine, auth: Arc<Auth>) -> Self {
         let test_gateway = Arc::new(TestGateway::new());
         Self {
+            auth,
             engine: Arc::new(engine),
             in_flight: Arc::new(InFlight::default()),
             payments: test_gateway.clone(),
@@ -115,6 +126,8 @@ impl CommandState {
 /// All command routes, with problem+json answers for unknown routes and methods.
 pub fn router(state: CommandState) -> Router {
     Router::new()
+        .merge(accounts::router())
+        .merge(organizations::router())
         .merge(venues::router())
         .merge(events::router())
         .merge(payments::router())
@@ -158,8 +171,13 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        // The client's address feeds the per-address rate limits.
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     }
 }

@@ -24,6 +24,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::CommandState;
+use crate::access::{Caller, Visitor};
 use crate::engine::{Answer, EventAggregate};
 use crate::error::{ApiError, problem_answer};
 use crate::events::registration_body;
@@ -115,6 +116,7 @@ struct PayBody {
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn pay(
     State(state): State<CommandState>,
+    caller: Caller,
     Path((event_id, registration_id)): Path<(String, String)>,
     meta: RequestMeta,
     body: JsonBody<PayBody>,
@@ -126,83 +128,95 @@ async fn pay(
         .idempotency_key
         .clone()
         .unwrap_or_else(|| Uuid::now_v7().to_string());
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        let registration_id = RegistrationId(parse_id(&registration_id, "registration")?);
-        let event = state
-            .engine
-            .load::<EventAggregate>(&event_id.stream())
-            .await?
-            .state;
-        if !event.exists() {
-            return Err(ApiError::NotFound("event"));
-        }
-        let amount = event::payable(&event, registration_id, state.engine.now())?;
-        let outcome = state
-            .payments
-            .charge(ChargeRequest {
-                idempotency_key: format!("{event_id}:{registration_id}:{attempt}"),
-                amount: amount.clone(),
-                card_number,
-                description: event.title.clone(),
-            })
-            .await?;
-        tracing::info!(
-            gateway = state.payments.name(),
-            payment_id = outcome.payment_id(),
-            "card charged"
-        );
-        let (command, answer): (EventCommand, AnswerFn) = match outcome {
-            ChargeOutcome::Succeeded { payment_id } => (
-                EventCommand::RecordPayment {
-                    registration_id,
-                    payment_id: PaymentId(payment_id),
-                    amount,
-                },
-                Box::new(move |facts, event| paid_answer(event_id, registration_id, facts, event)),
-            ),
-            ChargeOutcome::Declined { payment_id, reason } => (
-                EventCommand::RecordPaymentDeclined {
-                    registration_id,
-                    payment_id: PaymentId(payment_id.clone()),
-                    reason: reason.clone(),
-                },
-                Box::new(move |_, _| {
-                    problem_answer(
-                        StatusCode::PAYMENT_REQUIRED,
-                        "payment_declined",
-                        "Payment declined",
-                        format!("the card was declined: {reason}"),
-                        json!({ "payment_id": payment_id, "reason": reason }),
-                    )
-                }),
-            ),
-            ChargeOutcome::Pending { payment_id } => (
-                EventCommand::RecordPaymentPending {
-                    registration_id,
-                    payment_id: PaymentId(payment_id.clone()),
-                },
-                Box::new(move |_, event| Answer {
-                    status: StatusCode::ACCEPTED,
-                    body: json!({
-                        "registration_id": registration_id,
-                        "event_id": event_id,
-                        "status": "payment_pending",
-                        "payment_id": payment_id,
-                        "expires_at": event
-                            .registrations
-                            .get(&registration_id)
-                            .and_then(|r| r.hold_expires_at),
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let registration_id = RegistrationId(parse_id(&registration_id, "registration")?);
+            let visitor = Visitor::of(&state, &caller, &event_id).await?;
+            context.organization = Some(visitor.organization_id.to_string());
+            let event = state
+                .engine
+                .load::<EventAggregate>(&event_id.stream())
+                .await?
+                .state;
+            if !event.exists() {
+                return Err(ApiError::NotFound("event"));
+            }
+            // Only the holder (or an organizer) pays for a hold, before any money moves.
+            visitor.holder_guard(registration_id)(&event)?;
+            let amount = event::payable(&event, registration_id, state.engine.now())?;
+            let outcome = state
+                .payments
+                .charge(ChargeRequest {
+                    idempotency_key: format!("{event_id}:{registration_id}:{attempt}"),
+                    amount: amount.clone(),
+                    card_number,
+                    description: event.title.clone(),
+                })
+                .await?;
+            tracing::info!(
+                gateway = state.payments.name(),
+                payment_id = outcome.payment_id(),
+                "card charged"
+            );
+            let (command, answer): (EventCommand, AnswerFn) = match outcome {
+                ChargeOutcome::Succeeded { payment_id } => (
+                    EventCommand::RecordPayment {
+                        registration_id,
+                        payment_id: PaymentId(payment_id),
+                        amount,
+                    },
+                    Box::new(move |facts, event| {
+                        paid_answer(event_id, registration_id, facts, event)
                     }),
-                }),
-            ),
-        };
-        let (_, answer) = state
-            .engine
-            .execute::<EventAggregate>(&event_id.stream(), vec![command], &context, answer)
-            .await?;
-        Ok(answer)
-    })
+                ),
+                ChargeOutcome::Declined { payment_id, reason } => (
+                    EventCommand::RecordPaymentDeclined {
+                        registration_id,
+                        payment_id: PaymentId(payment_id.clone()),
+                        reason: reason.clone(),
+                    },
+                    Box::new(move |_, _| {
+                        problem_answer(
+                            StatusCode::PAYMENT_REQUIRED,
+                            "payment_declined",
+                            "Payment declined",
+                            format!("the card was declined: {reason}"),
+                            json!({ "payment_id": payment_id, "reason": reason }),
+                        )
+                    }),
+                ),
+                ChargeOutcome::Pending { payment_id } => (
+                    EventCommand::RecordPaymentPending {
+                        registration_id,
+                        payment_id: PaymentId(payment_id.clone()),
+                    },
+                    Box::new(move |_, event| Answer {
+                        status: StatusCode::ACCEPTED,
+                        body: json!({
+                            "registration_id": registration_id,
+                            "event_id": event_id,
+                            "status": "payment_pending",
+                            "payment_id": payment_id,
+                            "expires_at": event
+                                .registrations
+                                .get(&registration_id)
+                                .and_then(|r| r.hold_expires_at),
+                        }),
+                    }),
+                ),
+            };
+            let (_, answer) = state
+                .engine
+                .execute::<EventAggregate>(&event_id.stream(), vec![command], &context, answer)
+                .await?;
+            Ok(answer)
+        },
+    )
     .await
 }
 

@@ -101,6 +101,11 @@ impl<A: Aggregate> Pipelines<A> {
         }
     }
 
+    /// Drops every idle aggregate (they are loaded from the log again when next needed).
+    pub(crate) fn clear_cache(&self) {
+        lock(&self.cache).clear();
+    }
+
     /// Idle aggregates in the cache, and their approximate bytes.
     pub(crate) fn cached(&self) -> (usize, usize) {
         let cache = lock(&self.cache);
@@ -422,6 +427,12 @@ impl<V> Lru<V> {
 
     fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.order.clear();
+        self.weight = 0;
     }
 
     /// Removes and returns the entry of `key`.

@@ -5,14 +5,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{patch, post};
-use marquee_domain::VenueId;
+use marquee_auth::Principal;
 use marquee_domain::venue::VenueCommand;
+use marquee_domain::{OrganizationId, VenueId};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::CommandState;
-use crate::engine::{Answer, VenueAggregate};
+use crate::access::{Caller, ORGANIZERS, authorize};
+use crate::engine::{Answer, UserAggregate, VenueAggregate};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, RequestMeta, parse_id};
 use crate::idempotency::respond;
@@ -40,36 +42,110 @@ struct CreateVenue {
     /// IANA time zone; events at this venue default to it.
     #[serde(default = "default_timezone")]
     timezone: String,
+    /// The organization that owns it; may be left out by someone who organizes exactly one.
+    #[serde(default)]
+    organization_id: Option<Uuid>,
+}
+
+/// The organization a new venue belongs to: the one named (where the caller is an owner or
+/// organizer), or the only one the caller organizes.
+async fn owner_for_new_venue(
+    state: &CommandState,
+    caller: &Caller,
+    requested: Option<Uuid>,
+) -> Result<OrganizationId, ApiError> {
+    caller.authenticated()?;
+    if let Some(requested) = requested {
+        let organization_id = OrganizationId(requested);
+        let roles = state
+            .auth
+            .directory
+            .roles(&caller.principal, organization_id)
+            .await?;
+        if roles.is_empty() {
+            return Err(ApiError::NotFound("organization"));
+        }
+        if !roles.iter().any(|r| ORGANIZERS.contains(r)) {
+            return Err(ApiError::Forbidden(
+                "only owners and organizers create venues",
+            ));
+        }
+        return Ok(organization_id);
+    }
+    let candidates: Vec<OrganizationId> = match &caller.principal {
+        Principal::Token {
+            organization_id,
+            roles,
+            ..
+        } => roles
+            .iter()
+            .any(|r| ORGANIZERS.contains(r))
+            .then_some(*organization_id)
+            .into_iter()
+            .collect(),
+        Principal::User { user_id, .. } => state
+            .engine
+            .load::<UserAggregate>(&user_id.stream())
+            .await?
+            .state
+            .organizations
+            .iter()
+            .filter(|(_, role)| ORGANIZERS.contains(role))
+            .map(|(id, _)| *id)
+            .collect(),
+        Principal::Anonymous => Vec::new(),
+    };
+    match candidates.as_slice() {
+        [only] => Ok(*only),
+        [] => Err(ApiError::Forbidden(
+            "you are not an owner or organizer of any organization",
+        )),
+        _ => Err(ApiError::Validation(
+            "organization_id: you organize several organizations; name one".into(),
+        )),
+    }
 }
 
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn create_venue(
     State(state): State<CommandState>,
+    caller: Caller,
     meta: RequestMeta,
     body: JsonBody<CreateVenue>,
 ) -> Response {
     let b = body.value;
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let venue_id = VenueId(Uuid::now_v7());
-        let command = VenueCommand::CreateVenue {
-            venue_id,
-            name: b.name,
-            city: b.city,
-            address: b.address,
-            capacity: b.capacity,
-            timezone: b.timezone,
-        };
-        let (_, answer) = state
-            .engine
-            .execute::<VenueAggregate>(&venue_id.stream(), vec![command], &context, move |_, _| {
-                Answer {
-                    status: StatusCode::CREATED,
-                    body: json!({ "venue_id": venue_id }),
-                }
-            })
-            .await?;
-        Ok(answer)
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let organization_id = owner_for_new_venue(&state, &caller, b.organization_id).await?;
+            context.organization = Some(organization_id.to_string());
+            let venue_id = VenueId(Uuid::now_v7());
+            let command = VenueCommand::CreateVenue {
+                venue_id,
+                name: b.name,
+                city: b.city,
+                address: b.address,
+                capacity: b.capacity,
+                timezone: b.timezone,
+            };
+            let (_, answer) = state
+                .engine
+                .execute::<VenueAggregate>(
+                    &venue_id.stream(),
+                    vec![command],
+                    &context,
+                    move |_, _| Answer {
+                        status: StatusCode::CREATED,
+                        body: json!({ "venue_id": venue_id, "organization_id": organization_id }),
+                    },
+                )
+                .await?;
+            Ok(answer)
+        },
+    )
     .await
 }
 
@@ -86,33 +162,45 @@ struct UpdateVenue {
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, venue_id = %venue_id))]
 async fn update_venue(
     State(state): State<CommandState>,
+    caller: Caller,
     Path(venue_id): Path<String>,
     meta: RequestMeta,
     body: JsonBody<UpdateVenue>,
 ) -> Response {
     let b = body.value;
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let venue_id = VenueId(parse_id(&venue_id, "venue")?);
-        let mut commands = Vec::new();
-        if let Some(name) = b.name {
-            commands.push(VenueCommand::RenameVenue { name });
-        }
-        if let Some(capacity) = b.capacity {
-            commands.push(VenueCommand::ChangeVenueCapacity { capacity });
-        }
-        if commands.is_empty() {
-            return Err(ApiError::Validation(
-                "nothing to change: give `name` and/or `capacity`".to_owned(),
-            ));
-        }
-        let (_, answer) = state
-            .engine
-            .execute::<VenueAggregate>(&venue_id.stream(), commands, &context, move |_, _| Answer {
-                status: StatusCode::OK,
-                body: json!({ "venue_id": venue_id }),
-            })
-            .await?;
-        Ok(answer)
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let venue_id = VenueId(parse_id(&venue_id, "venue")?);
+            let organization_id =
+                authorize(&state, &caller, &venue_id.stream(), "venue", ORGANIZERS).await?;
+            context.organization = Some(organization_id.to_string());
+            let mut commands = Vec::new();
+            if let Some(name) = b.name {
+                commands.push(VenueCommand::RenameVenue { name });
+            }
+            if let Some(capacity) = b.capacity {
+                commands.push(VenueCommand::ChangeVenueCapacity { capacity });
+            }
+            if commands.is_empty() {
+                return Err(ApiError::Validation(
+                    "nothing to change: give `name` and/or `capacity`".to_owned(),
+                ));
+            }
+            let (_, answer) = state
+                .engine
+                .execute::<VenueAggregate>(&venue_id.stream(), commands, &context, move |_, _| {
+                    Answer {
+                        status: StatusCode::OK,
+                        body: json!({ "venue_id": venue_id }),
+                    }
+                })
+                .await?;
+            Ok(answer)
+        },
+    )
     .await
 }

@@ -15,6 +15,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::CommandState;
+use crate::access::{Caller, Visitor};
 use crate::engine::{Answer, EventAggregate};
 use crate::events::{AttendeeBody, new_ticket_code, registration_body};
 use crate::extract::{JsonBody, OptionalJsonBody, RequestMeta, parse_id};
@@ -55,53 +56,63 @@ fn one() -> u32 {
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn join(
     State(state): State<CommandState>,
+    caller: Caller,
     Path(event_id): Path<String>,
     meta: RequestMeta,
     body: JsonBody<JoinBody>,
 ) -> Response {
     let b = body.value;
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        let entry_id = WaitlistEntryId(Uuid::now_v7());
-        let ticket_type_id = TicketTypeId(b.ticket_type_id);
-        let command = EventCommand::JoinWaitlist {
-            entry_id,
-            ticket_type_id,
-            attendee: b.attendee.into(),
-            quantity: b.quantity,
-            answers: b.answers,
-        };
-        let (_, answer) = state
-            .engine
-            .execute::<EventAggregate>(
-                &event_id.stream(),
-                vec![command],
-                &context,
-                move |_, event| {
-                    let entry = event.waitlist.get(&entry_id);
-                    // Where the entry stands: 1 is next in line.
-                    let place = event
-                        .ticket_types
-                        .get(&ticket_type_id)
-                        .and_then(|t| t.waiting.iter().position(|id| *id == entry_id))
-                        .map(|index| index + 1);
-                    Answer {
-                        status: StatusCode::CREATED,
-                        body: json!({
-                            "entry_id": entry_id,
-                            "event_id": event_id,
-                            "ticket_type_id": ticket_type_id,
-                            "quantity": entry.map(|e| e.quantity),
-                            "status": entry.map(|e| e.status),
-                            "place_in_line": place,
-                            "offer_expires_at": entry.and_then(|e| e.offer_expires_at),
-                        }),
-                    }
-                },
-            )
-            .await?;
-        Ok(answer)
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let visitor = Visitor::of(&state, &caller, &event_id).await?;
+            context.organization = Some(visitor.organization_id.to_string());
+            let entry_id = WaitlistEntryId(Uuid::now_v7());
+            let ticket_type_id = TicketTypeId(b.ticket_type_id);
+            let command = EventCommand::JoinWaitlist {
+                entry_id,
+                ticket_type_id,
+                attendee: b.attendee.into(),
+                quantity: b.quantity,
+                answers: b.answers,
+            };
+            let (_, answer) = state
+                .engine
+                .execute::<EventAggregate>(
+                    &event_id.stream(),
+                    vec![command],
+                    &context,
+                    move |_, event| {
+                        let entry = event.waitlist.get(&entry_id);
+                        // Where the entry stands: 1 is next in line.
+                        let place = event
+                            .ticket_types
+                            .get(&ticket_type_id)
+                            .and_then(|t| t.waiting.iter().position(|id| *id == entry_id))
+                            .map(|index| index + 1);
+                        Answer {
+                            status: StatusCode::CREATED,
+                            body: json!({
+                                "entry_id": entry_id,
+                                "event_id": event_id,
+                                "ticket_type_id": ticket_type_id,
+                                "quantity": entry.map(|e| e.quantity),
+                                "status": entry.map(|e| e.status),
+                                "place_in_line": place,
+                                "offer_expires_at": entry.and_then(|e| e.offer_expires_at),
+                            }),
+                        }
+                    },
+                )
+                .await
+                .map_err(|e| visitor.hide_draft(e))?;
+            Ok(answer)
+        },
+    )
     .await
 }
 
@@ -113,79 +124,98 @@ struct EmptyBody {}
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn claim(
     State(state): State<CommandState>,
+    caller: Caller,
     Path((event_id, entry_id)): Path<(String, String)>,
     meta: RequestMeta,
     body: OptionalJsonBody<EmptyBody>,
 ) -> Response {
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        let entry_id = WaitlistEntryId(parse_id(&entry_id, "waitlist entry")?);
-        let registration_id = RegistrationId(Uuid::now_v7());
-        // The entry's quantity is only known to the decider: enough codes for any order; the
-        // domain takes one per seat.
-        let codes = (0..MAX_PER_ORDER_LIMIT)
-            .map(|_| new_ticket_code())
-            .collect();
-        let command = EventCommand::ClaimOffer {
-            entry_id,
-            registration_id,
-            ticket_codes: codes,
-        };
-        let (_, answer) = state
-            .engine
-            .execute::<EventAggregate>(
-                &event_id.stream(),
-                vec![command],
-                &context,
-                move |_, event| {
-                    let mut body = registration_body(event_id, event, registration_id);
-                    body["entry_id"] = json!(entry_id);
-                    Answer {
-                        status: StatusCode::CREATED,
-                        body,
-                    }
-                },
-            )
-            .await?;
-        Ok(answer)
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let visitor = Visitor::of(&state, &caller, &event_id).await?;
+            context.organization = Some(visitor.organization_id.to_string());
+            let entry_id = WaitlistEntryId(parse_id(&entry_id, "waitlist entry")?);
+            let registration_id = RegistrationId(Uuid::now_v7());
+            // The entry's quantity is only known to the decider: enough codes for any order; the
+            // domain takes one per seat.
+            let codes = (0..MAX_PER_ORDER_LIMIT)
+                .map(|_| new_ticket_code())
+                .collect();
+            let command = EventCommand::ClaimOffer {
+                entry_id,
+                registration_id,
+                ticket_codes: codes,
+            };
+            let (_, answer) = state
+                .engine
+                .execute::<EventAggregate>(
+                    &event_id.stream(),
+                    vec![command],
+                    &context,
+                    move |_, event| {
+                        let mut body = registration_body(event_id, event, registration_id);
+                        body["entry_id"] = json!(entry_id);
+                        Answer {
+                            status: StatusCode::CREATED,
+                            body,
+                        }
+                    },
+                )
+                .await?;
+            Ok(answer)
+        },
+    )
     .await
 }
 
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn leave(
     State(state): State<CommandState>,
+    caller: Caller,
     Path((event_id, entry_id)): Path<(String, String)>,
     meta: RequestMeta,
     body: OptionalJsonBody<EmptyBody>,
 ) -> Response {
-    respond(&state.clone(), &meta, &body.raw, |context| async move {
-        let event_id = EventId(parse_id(&event_id, "event")?);
-        let entry_id = WaitlistEntryId(parse_id(&entry_id, "waitlist entry")?);
-        let (_, answer) = state
-            .engine
-            .execute::<EventAggregate>(
-                &event_id.stream(),
-                vec![EventCommand::LeaveWaitlist { entry_id }],
-                &context,
-                move |facts, _| {
-                    let offers_made = facts
-                        .iter()
-                        .filter(|f| matches!(f, EventFact::WaitlistOfferMade { .. }))
-                        .count();
-                    Answer {
-                        status: StatusCode::OK,
-                        body: json!({
-                            "entry_id": entry_id,
-                            "event_id": event_id,
-                            "status": WaitlistStatus::Left,
-                            "offers_made": offers_made,
-                        }),
-                    }
-                },
-            )
-            .await?;
-        Ok(answer)
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let event_id = EventId(parse_id(&event_id, "event")?);
+            let visitor = Visitor::of(&state, &caller, &event_id).await?;
+            context.organization = Some(visitor.organization_id.to_string());
+            let entry_id = WaitlistEntryId(parse_id(&entry_id, "waitlist entry")?);
+            let (_, answer) = state
+                .engine
+                .execute_guarded::<EventAggregate>(
+                    &event_id.stream(),
+                    vec![EventCommand::LeaveWaitlist { entry_id }],
+                    &context,
+                    visitor.entry_guard(entry_id),
+                    move |facts, _| {
+                        let offers_made = facts
+                            .iter()
+                            .filter(|f| matches!(f, EventFact::WaitlistOfferMade { .. }))
+                            .count();
+                        Answer {
+                            status: StatusCode::OK,
+                            body: json!({
+                                "entry_id": entry_id,
+                                "event_id": event_id,
+                                "status": WaitlistStatus::Left,
+                                "offers_made": offers_made,
+                            }),
+                        }
+                    },
+                )
+                .await?;
+            Ok(answer)
+        },
+    )
     .await
 }
