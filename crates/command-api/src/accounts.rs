@@ -603,7 +603,12 @@ pub async fn bootstrap_owner(
         organization: None,
         idempotency: None,
     };
-    let user_id = open_account(state, &context, email, password, "Owner", None).await?;
+    let user_id = match open_account(state, &context, email, password, "Owner", None).await {
+        Ok(user_id) => user_id,
+        // Another process opened it first (replicas starting together).
+        Err(ApiError::EmailTaken) => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let organization_id =
         crate::organizations::found(state, &context, user_id, organization_name).await?;
     Ok(Some((user_id, organization_id)))
