@@ -404,8 +404,10 @@ async fn main() -> anyhow::Result<()> {
             let read = ReadModels::connect(&args.storage.url())
                 .await
                 .context("opening the read models")?;
+            let access = query_access(&args.storage, store.clone()).await?;
             let state = QueryState::new(read, store)
-                .with_min_position_timeout(Duration::from_millis(args.min_position_timeout_ms));
+                .with_min_position_timeout(Duration::from_millis(args.min_position_timeout_ms))
+                .with_access(access);
             run_query_api(state, args.addr, stopped).await
         }
     }
@@ -429,7 +431,8 @@ async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Resul
         .relay_config()
         .map(|config| tokio::spawn(run_relay(store.clone(), config, stopped.clone())));
     let query_state = QueryState::new(read.clone(), store.clone())
-        .with_min_position_timeout(Duration::from_millis(args.min_position_timeout_ms));
+        .with_min_position_timeout(Duration::from_millis(args.min_position_timeout_ms))
+        .with_access(query_access(&args.storage, store.clone()).await?);
     let command_state = command_state(
         store,
         &args.storage,
@@ -550,6 +553,22 @@ fn write_private(path: &std::path::Path, content: &str) -> anyhow::Result<()> {
     file.write_all(content.as_bytes())
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+/// The query API's credentials and roles: the same auth tables as the command API, and the log.
+async fn query_access(
+    storage: &StorageArgs,
+    store: Arc<dyn EventStore>,
+) -> anyhow::Result<Arc<marquee_query_api::access::Access>> {
+    let auth = marquee_auth::AuthStore::connect(&storage.url())
+        .await
+        .context("opening the accounts")?;
+    Ok(Arc::new(marquee_query_api::access::Access {
+        authenticator: marquee_auth::Authenticator::new(auth)
+            .await
+            .context("opening the accounts")?,
+        directory: marquee_auth::Directory::new(store),
+    }))
 }
 
 /// Runs the scheduler until shutdown. On Postgres read models it acts only while it holds the

@@ -3,19 +3,19 @@
 //! the registrations were made, a page at a time.
 //!
 //! **Access.** The guest list is personal data (names, e-mail addresses, answers) and carries
-//! the ticket codes that get people in at the door. It must become readable by the event's
-//! organizer and door staff only when authorization lands (the users-and-access issue); until
-//! then this route is as open as every other query route, so a deployment reachable by the
-//! public must not expose it.
+//! the ticket codes that get people in at the door: only the owners, organizers and door staff
+//! of the event's organization read it (see [`crate::access`]).
 
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use marquee_domain::EventId;
 use marquee_domain::event::Answers;
 use marquee_projector::queries::{
     GuestListEntry, GuestListFilter, GuestListKey, parse_registration_status_name,
@@ -25,6 +25,7 @@ use serde::Serialize;
 use tracing::instrument;
 use uuid::Uuid;
 
+use crate::access::{GUEST_LIST, authorize};
 use crate::events::{DEFAULT_LIMIT, MoneyJson, parse_limit};
 use crate::{ApiError, QueryState};
 
@@ -135,10 +136,19 @@ struct GuestListPage {
 async fn guest_list(
     State(state): State<QueryState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<GuestListPage>, ApiError> {
     // A malformed id is as unknown as a missing one, whatever the parameters say.
     let event_id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("event"))?;
+    authorize(
+        &state,
+        &headers,
+        &EventId(event_id).stream(),
+        "event",
+        GUEST_LIST,
+    )
+    .await?;
     let Query(pairs) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
     let filter = parse_filter(pairs)?;
     tracing::Span::current().record("limit", filter.limit);

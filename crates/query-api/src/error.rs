@@ -44,6 +44,12 @@ pub enum ApiError {
     /// Any other server-side failure (`internal`, 500).
     #[error("{0}")]
     Internal(String),
+    /// No credentials, or credentials that are not valid (`unauthorized`, 401).
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// Valid credentials without the role this needs (`forbidden`, 403).
+    #[error("{0}")]
+    Forbidden(&'static str),
 }
 
 impl ApiError {
@@ -66,6 +72,8 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::NoRoute => {
                 (StatusCode::NOT_FOUND, "not_found", "Not found")
             }
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",

@@ -9,6 +9,7 @@
 //! which this crate reads through [`marquee_projector::ReadModels`]), writes of any kind, and
 //! business rules. Handlers parse, ask, and shape JSON.
 
+pub mod access;
 mod attendees;
 mod error;
 mod events;
@@ -43,6 +44,8 @@ pub struct QueryState {
     pub min_position_timeout: Duration,
     /// Listing pages already serialized, each with the applied position it was read at.
     listings: Arc<events::ListingPages>,
+    /// Credentials and roles for the private routes; without it they answer `401`.
+    pub access: Option<Arc<access::Access>>,
 }
 
 impl QueryState {
@@ -53,6 +56,15 @@ impl QueryState {
             store,
             min_position_timeout: DEFAULT_MIN_POSITION_TIMEOUT,
             listings: Arc::default(),
+            access: None,
+        }
+    }
+
+    /// The same state checking credentials and roles with `access` (see [`access`]).
+    pub fn with_access(self, access: Arc<access::Access>) -> Self {
+        Self {
+            access: Some(access),
+            ..self
         }
     }
 

@@ -9,15 +9,19 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Utc};
+use marquee_auth::{AuthStore, Authenticator, Directory};
 use marquee_domain::event::{AnswerValue, Attendee, DetailsChange, EventFact};
+use marquee_domain::organization::{OrganizationFact, Role};
 use marquee_domain::venue::VenueFact;
 use marquee_domain::{
     EventId, FactCodec, Money, PaymentId, RegistrationId, TicketCode, TicketTypeId, VenueId,
     WaitlistEntryId,
 };
+use marquee_domain::{OrganizationId, UserId};
 use marquee_projector::{Projector, ReadModels};
+use marquee_query_api::access::Access;
 use marquee_query_api::{QueryState, router};
-use marquee_store::{AppendRequest, EventStore, ExpectedRevision, NewFact};
+use marquee_store::{AppendRequest, EventStore, ExpectedRevision, FactMetadata, NewFact};
 use serde_json::Value;
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -27,6 +31,14 @@ struct TestApi {
     store: Arc<dyn EventStore>,
     read: ReadModels,
     router: Router,
+    /// Checks credentials and roles; shared by every router this API builds.
+    access: Arc<Access>,
+    /// The organization that owns every venue and event the tests write.
+    organization: OrganizationId,
+    /// An access token of the organization's owner, sent with every request.
+    token: String,
+    /// The auth tables, to make more accounts.
+    auth: AuthStore,
     _stop: tokio::sync::oneshot::Sender<()>,
     /// The Postgres test database, dropped after the API.
     _keep: Box<dyn std::any::Any + Send>,
@@ -57,7 +69,7 @@ impl TestApi {
     async fn memory() -> Self {
         let store = marquee_store::connect("memory:").await.expect("store");
         let read = ReadModels::connect("memory:").await.expect("read models");
-        Self::start(store, read, Box::new(()))
+        Self::start(store, read, Box::new(())).await
     }
 
     /// The log and the read models in one fresh Postgres database.
@@ -65,10 +77,10 @@ impl TestApi {
         let db = marquee_store::testing::PgTestDb::create().await;
         let store = marquee_store::connect(&db.url).await.expect("store");
         let read = ReadModels::connect(&db.url).await.expect("read models");
-        Self::start(store, read, Box::new(db))
+        Self::start(store, read, Box::new(db)).await
     }
 
-    fn start(
+    async fn start(
         store: Arc<dyn EventStore>,
         read: ReadModels,
         keep: Box<dyn std::any::Any + Send>,
@@ -77,21 +89,62 @@ impl TestApi {
         tokio::spawn(Projector::new(store.clone(), read.clone()).run(async move {
             let _ = stopped.await;
         }));
-        let router = router(QueryState::new(read.clone(), store.clone()));
-        Self {
+        let auth = AuthStore::connect("memory:").await.expect("auth tables");
+        let access = Arc::new(Access {
+            authenticator: Authenticator::new(auth.clone())
+                .await
+                .expect("authenticator"),
+            directory: Directory::new(store.clone()),
+        });
+        let organization = OrganizationId(Uuid::now_v7());
+        let owner = UserId(Uuid::now_v7());
+        let mut api = Self {
+            router: router(
+                QueryState::new(read.clone(), store.clone()).with_access(access.clone()),
+            ),
             store,
             read,
-            router,
+            access,
+            organization,
+            token: String::new(),
+            auth,
             _stop: stop,
             _keep: keep,
-        }
+        };
+        api.append(
+            &organization.stream(),
+            &[OrganizationFact::OrganizationCreated {
+                organization_id: organization,
+                name: "Test organization".into(),
+                owner,
+                created_at: Utc::now(),
+            }],
+        )
+        .await;
+        api.token = api.token_for(owner).await;
+        api
+    }
+
+    /// A signed-in access token of `user`.
+    async fn token_for(&self, user: UserId) -> String {
+        let (_, refresh_hash) = marquee_auth::tokens::new_refresh_token();
+        let session = self
+            .auth
+            .create_session(user.0, &refresh_hash, Utc::now(), marquee_auth::REFRESH_TTL)
+            .await
+            .expect("session");
+        self.access
+            .authenticator
+            .issue_access(user, session, Utc::now())
+            .expect("access token")
     }
 
     /// The same API with another `Marquee-Min-Position` timeout.
     fn with_min_position_timeout(mut self, min_position_timeout: Duration) -> Self {
         self.router = router(
             QueryState::new(self.read.clone(), self.store.clone())
-                .with_min_position_timeout(min_position_timeout),
+                .with_min_position_timeout(min_position_timeout)
+                .with_access(self.access.clone()),
         );
         self
     }
@@ -128,13 +181,23 @@ impl TestApi {
     }
 
     async fn get(&self, uri: &str) -> Reply {
-        self.send(Request::get(uri).body(Body::empty()).expect("request"))
+        self.get_as(uri, Some(&self.token)).await
+    }
+
+    /// A `GET` with `token` as the bearer (or none).
+    async fn get_as(&self, uri: &str, token: Option<&str>) -> Reply {
+        let mut request = Request::get(uri);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        self.send(request.body(Body::empty()).expect("request"))
             .await
     }
 
     async fn get_at(&self, uri: &str, min_position: &str) -> Reply {
         self.send(
             Request::get(uri)
+                .header("authorization", format!("Bearer {}", self.token))
                 .header("Marquee-Min-Position", min_position)
                 .body(Body::empty())
                 .expect("request"),
@@ -165,7 +228,10 @@ impl TestApi {
                     fact_type,
                     schema_version,
                     data,
-                    metadata: Default::default(),
+                    metadata: FactMetadata {
+                        organization: Some(self.organization.to_string()),
+                        ..FactMetadata::default()
+                    },
                 }
             })
             .collect();
@@ -906,6 +972,14 @@ async fn bad_guest_list_parameters_are_400_problems_naming_the_parameter(api: Te
 }
 
 async fn an_unknown_or_malformed_event_id_is_a_404_problem(api: TestApi) {
+    // The organization the test API made is all the log holds.
+    let head = api.store.head_position().await.expect("head");
+    assert!(
+        api.read
+            .wait_for(head, Duration::from_secs(10))
+            .await
+            .expect("wait")
+    );
     for uri in [
         format!("/v1/events/{}", Uuid::now_v7()),
         format!("/v1/events/{}/capacity", Uuid::now_v7()),
@@ -917,7 +991,7 @@ async fn an_unknown_or_malformed_event_id_is_a_404_problem(api: TestApi) {
     ] {
         let reply = api.get(&uri).await;
         reply.assert_problem(404, "not_found");
-        assert_eq!(reply.position, Some(0), "errors carry the position too");
+        assert_eq!(reply.position, Some(head), "errors carry the position too");
     }
 }
 
@@ -1094,6 +1168,13 @@ async fn health_and_projections_report_applied_and_head_positions(api: TestApi) 
 }
 
 async fn the_application_serves_on_the_port_it_bound(api: TestApi) {
+    let head = api.store.head_position().await.expect("head");
+    assert!(
+        api.read
+            .wait_for(head, Duration::from_secs(10))
+            .await
+            .expect("wait")
+    );
     let state = QueryState::new(api.read.clone(), api.store.clone());
     let app = marquee_query_api::Application::build("127.0.0.1:0".parse().expect("addr"), state)
         .await
@@ -1116,11 +1197,73 @@ async fn the_application_serves_on_the_port_it_bound(api: TestApi) {
     stream.read_to_string(&mut response).await.expect("read");
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(
-        response.to_lowercase().contains("marquee-position: 0"),
+        response
+            .to_lowercase()
+            .contains(&format!("marquee-position: {head}")),
         "{response}"
     );
     let _ = stop.send(());
     server.await.expect("server task").expect("clean stop");
+}
+
+/// The guest list is personal data: its event's owners, organizers and door staff read it;
+/// anyone else is refused, outsiders as if the event had no guest list at all.
+async fn the_guest_list_is_for_owners_organizers_and_door_staff_only(api: TestApi) {
+    let venue = api.venue("Hall A", "Berlin").await;
+    let (event, _) = api
+        .event(
+            venue,
+            "Gala",
+            "Music",
+            "2026-06-01T18:00:00Z",
+            vec![published()],
+        )
+        .await;
+    let uri = format!("/v1/events/{}/attendees", event.0);
+    let mut members = Vec::new();
+    for role in [
+        Role::Organizer,
+        Role::DoorStaff,
+        Role::Analyst,
+        Role::Auditor,
+    ] {
+        let user = UserId(Uuid::now_v7());
+        api.append(
+            &api.organization.stream(),
+            &[OrganizationFact::MemberAdded {
+                user_id: user,
+                role,
+            }],
+        )
+        .await;
+        members.push((role, api.token_for(user).await));
+    }
+    let outsider = api.token_for(UserId(Uuid::now_v7())).await;
+
+    api.get_as(&uri, None)
+        .await
+        .assert_problem(401, "unauthorized");
+    api.get_as(&uri, Some("not-a-token"))
+        .await
+        .assert_problem(401, "unauthorized");
+    api.get_as(&uri, Some(&outsider))
+        .await
+        .assert_problem(404, "not_found");
+    assert_eq!(api.get(&uri).await.status, StatusCode::OK, "the owner");
+    for (role, token) in &members {
+        let reply = api.get_as(&uri, Some(token)).await;
+        match role {
+            Role::Organizer | Role::DoorStaff => {
+                assert_eq!(reply.status, StatusCode::OK, "{role}: {}", reply.body);
+            }
+            _ => reply.assert_problem(403, "forbidden"),
+        }
+    }
+    // Public reads need no token at all.
+    let public = api
+        .get_as(&format!("/v1/events/{}/capacity", event.0), None)
+        .await;
+    assert_eq!(public.status, StatusCode::OK, "{}", public.body);
 }
 
 /// Each scenario against the in-memory engine, and again against Postgres.
@@ -1156,6 +1299,7 @@ on_every_engine!(
     capacity_counts_held_offered_and_waiting_seats_per_ticket_type,
     the_guest_list_shows_each_registration_with_its_attendee_answers_and_tickets,
     the_guest_list_reads_its_own_writes,
+    the_guest_list_is_for_owners_organizers_and_door_staff_only,
     an_unknown_or_malformed_event_id_is_a_404_problem,
     a_min_position_already_applied_answers_at_once_with_the_position_header,
     a_min_position_just_written_waits_and_reads_its_own_write,

@@ -1,0 +1,86 @@
+//! Who may read what on the query API.
+//!
+//! | route | who |
+//! |---|---|
+//! | listing, event page, capacity, health, projections | anyone, no token |
+//! | guest list (`/v1/events/{id}/attendees`) | owners, organizers and door staff of the event's organization |
+//!
+//! As on the command API: anonymous callers get `401`, callers outside the owning organization
+//! `404` (the event's private data does not exist for them), members with another role `403`.
+//! A query API started without [`Access`] refuses every private route (`401`): private data is
+//! never served by accident.
+
+use axum::http::{HeaderMap, header};
+use marquee_auth::{AccessError, Authenticator, Directory, Principal};
+use marquee_domain::organization::Role;
+
+use crate::{ApiError, QueryState};
+
+/// Owners, organizers and door staff: the guest list.
+pub const GUEST_LIST: &[Role] = &[Role::Owner, Role::Organizer, Role::DoorStaff];
+
+/// What the query API checks credentials and roles with.
+pub struct Access {
+    /// Checks credentials (the same tables and signing key as the command API).
+    pub authenticator: Authenticator,
+    /// Stream owners and roles, from the log.
+    pub directory: Directory,
+}
+
+/// The principal behind the request's `Authorization` header.
+async fn principal(state: &QueryState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let access = state
+        .access
+        .as_ref()
+        .ok_or(ApiError::Unauthorized("this route needs credentials"))?;
+    let authorization = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .map_err(|_| ApiError::Unauthorized("the Authorization header is not text"))?,
+        ),
+    };
+    access
+        .authenticator
+        .authenticate(authorization, chrono::Utc::now())
+        .await
+        .map_err(|e| match e {
+            AccessError::Unauthorized(why) => ApiError::Unauthorized(why),
+            AccessError::Auth(e) => ApiError::Internal(format!("authentication: {e}")),
+        })
+}
+
+/// Passes when the caller holds one of `allowed` in the organization owning `stream`; see the
+/// [module docs](self) for the refusals.
+pub async fn authorize(
+    state: &QueryState,
+    headers: &HeaderMap,
+    stream: &str,
+    resource: &'static str,
+    allowed: &[Role],
+) -> Result<(), ApiError> {
+    let principal = principal(state, headers).await?;
+    if principal == Principal::Anonymous {
+        return Err(ApiError::Unauthorized("sign in first"));
+    }
+    let Some(access) = state.access.as_ref() else {
+        return Err(ApiError::Unauthorized("this route needs credentials"));
+    };
+    let owner = access
+        .directory
+        .owner(stream)
+        .await?
+        .ok_or(ApiError::NotFound(resource))?;
+    let roles = access.directory.roles(&principal, owner).await?;
+    if roles.is_empty() {
+        return Err(ApiError::NotFound(resource));
+    }
+    if roles.iter().any(|role| allowed.contains(role)) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "your role in this organization does not allow this",
+        ))
+    }
+}
