@@ -346,8 +346,13 @@ async fn webhook_inner(
     };
     let context = crate::engine::CommandContext {
         correlation_id: meta.correlation_id,
-        actor: Some("payment-provider".to_owned()),
-        organization: None,
+        actor: Some("system:payment-provider".to_owned()),
+        organization: state
+            .auth
+            .directory
+            .owner(&event_id.stream())
+            .await?
+            .map(|id| id.to_string()),
         idempotency: None,
     };
     let (_, answer) = state

@@ -33,6 +33,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use marquee_auth::Directory;
 use marquee_command_api::engine::{Answer, CommandContext, Engine, EventAggregate};
 use marquee_domain::event::{EventCommand, EventFact};
 use marquee_domain::{EventId, FactCodec, Money, PaymentId, RegistrationId, WaitlistEntryId};
@@ -97,6 +98,8 @@ pub struct Scheduler {
     quiet_until: HashMap<String, Instant>,
     /// Refunds the provider failed, with how many times in a row.
     refund_failures: HashMap<String, u32>,
+    /// Which organization owns an event, for the metadata of the facts the timers cause.
+    directory: Directory,
 }
 
 impl Scheduler {
@@ -109,6 +112,7 @@ impl Scheduler {
         config: SchedulerConfig,
     ) -> Self {
         Self {
+            directory: Directory::new(engine.store().clone()),
             engine,
             timers,
             gateway,
@@ -196,10 +200,17 @@ impl Scheduler {
                 }
             }
         };
+        let organization = match self.directory.owner(&event_id.stream()).await {
+            Ok(owner) => owner.map(|id| id.to_string()),
+            Err(e) => {
+                tracing::warn!(timer = %timer.id(), error = %e, "scheduler: could not read the event's owner");
+                return Err(retry);
+            }
+        };
         let context = CommandContext {
             correlation_id: Uuid::now_v7(),
-            actor: Some("scheduler".to_owned()),
-            organization: None,
+            actor: Some("system:scheduler".to_owned()),
+            organization,
             idempotency: None,
         };
         let outcome = self
