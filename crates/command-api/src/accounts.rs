@@ -43,7 +43,7 @@ pub fn router() -> Router<CommandState> {
 /// Maps the auth tables' errors to answers.
 pub(crate) fn auth_error(error: AuthError) -> ApiError {
     match error {
-        AuthError::CredentialsExist => ApiError::EmailTaken,
+        AuthError::EmailTaken | AuthError::CredentialsExist => ApiError::EmailTaken,
         other => ApiError::Internal(format!("auth: {other}")),
     }
 }

@@ -147,6 +147,7 @@ async fn draft_event(
         &meta,
         &body.raw,
         |mut context| async move {
+            caller.authenticated()?;
             let venue_id = VenueId(b.venue_id);
             // The event belongs to its venue's organization; an unknown venue (or one of another
             // organization) is the event's own `venue_id` validation error.
@@ -711,19 +712,29 @@ async fn reserve(
             } else {
                 Vec::new()
             };
-            let command = EventCommand::Reserve {
+            let mut commands = vec![EventCommand::Reserve {
                 registration_id,
                 ticket_type_id,
                 attendee: b.attendee.into(),
                 quantity: b.quantity,
                 ticket_codes: codes,
                 answers: b.answers,
-            };
+            }];
+            // The signed-in account that reserves holds the registration: it may pay for it and
+            // cancel it (see `Visitor::holder_guard`).
+            commands.extend(
+                visitor
+                    .user
+                    .map(|holder| EventCommand::RecordRegistrationHolder {
+                        registration_id,
+                        holder,
+                    }),
+            );
             let (_, answer) = state
                 .engine
                 .execute::<EventAggregate>(
                     &event_id.stream(),
-                    vec![command],
+                    commands,
                     &context,
                     move |_, event| Answer {
                         status: StatusCode::CREATED,

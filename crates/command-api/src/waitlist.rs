@@ -73,18 +73,25 @@ async fn join(
             context.organization = Some(visitor.organization_id.to_string());
             let entry_id = WaitlistEntryId(Uuid::now_v7());
             let ticket_type_id = TicketTypeId(b.ticket_type_id);
-            let command = EventCommand::JoinWaitlist {
+            let mut commands = vec![EventCommand::JoinWaitlist {
                 entry_id,
                 ticket_type_id,
                 attendee: b.attendee.into(),
                 quantity: b.quantity,
                 answers: b.answers,
-            };
+            }];
+            // The signed-in account that joins holds the place: it may claim an offer and leave
+            // (see `Visitor::entry_guard`).
+            commands.extend(
+                visitor
+                    .user
+                    .map(|holder| EventCommand::RecordWaitlistHolder { entry_id, holder }),
+            );
             let (_, answer) = state
                 .engine
                 .execute::<EventAggregate>(
                     &event_id.stream(),
-                    vec![command],
+                    commands,
                     &context,
                     move |_, event| {
                         let entry = event.waitlist.get(&entry_id);
@@ -145,17 +152,33 @@ async fn claim(
             let codes = (0..MAX_PER_ORDER_LIMIT)
                 .map(|_| new_ticket_code())
                 .collect();
-            let command = EventCommand::ClaimOffer {
+            // The registration an offer turns into is held by the place's holder (whoever of
+            // them and the organizers claims it). A holder never changes once recorded, so the
+            // log as it is now tells it.
+            let holder = state
+                .engine
+                .load::<EventAggregate>(&event_id.stream())
+                .await?
+                .state
+                .waitlist
+                .get(&entry_id)
+                .and_then(|entry| entry.holder);
+            let mut commands = vec![EventCommand::ClaimOffer {
                 entry_id,
                 registration_id,
                 ticket_codes: codes,
-            };
+            }];
+            commands.extend(holder.map(|holder| EventCommand::RecordRegistrationHolder {
+                registration_id,
+                holder,
+            }));
             let (_, answer) = state
                 .engine
-                .execute::<EventAggregate>(
+                .execute_guarded::<EventAggregate>(
                     &event_id.stream(),
-                    vec![command],
+                    commands,
                     &context,
+                    visitor.entry_guard(entry_id),
                     move |_, event| {
                         let mut body = registration_body(event_id, event, registration_id);
                         body["entry_id"] = json!(entry_id);
