@@ -2,6 +2,7 @@
 //! process, one SQLite file); each service can also run alone against a shared database.
 
 mod bench;
+mod reporting;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -51,6 +52,12 @@ enum Action {
     /// Measure the store and the command side (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(bench::Bench),
+    /// Write the log as NDJSON, one fact per line in position order (the format of `/v1/log`),
+    /// to stdout or a file; streamed page by page.
+    Export(reporting::ExportArgs),
+    /// Build a standalone SQLite file with every read model, from the configured log or from an
+    /// export (`--from`).
+    Replay(reporting::ReplayArgs),
 }
 
 /// What `marquee projections` does.
@@ -334,6 +341,15 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Action::Bench(bench) => bench::run(bench, stopped).await,
         Action::Projections(ProjectionsAction::Rebuild(args)) => rebuild(args).await,
+        // Both stop at Ctrl-C or SIGTERM, leaving only a `.partial` file behind.
+        Action::Export(args) => tokio::select! {
+            done = reporting::export(args) => done,
+            () = shutdown(stopped) => anyhow::bail!("export interrupted"),
+        },
+        Action::Replay(args) => tokio::select! {
+            done = reporting::replay(args) => done,
+            () = shutdown(stopped) => anyhow::bail!("replay interrupted"),
+        },
         Action::Serve(args) => serve(args, stopped).await,
         Action::CommandApi(args) => {
             let store = open_store(&args.storage).await?;

@@ -3,8 +3,10 @@
 //! renames and capacity changes — all encoded through the domain's `FactCodec`, as the command
 //! side writes them.
 //!
-//! `cargo run --release -p marquee-projector --example seed_log -- URL FACTS`
-//! (URL: `sqlite://PATH` or `postgres://…`; FACTS: roughly how many facts to write).
+//! `cargo run --release -p marquee-projector --example seed_log -- URL FACTS [ORGANIZATION]`
+//! (URL: `sqlite://PATH` or `postgres://…`; FACTS: roughly how many facts to write;
+//! ORGANIZATION: an organization id to record in every fact's metadata, as the command side does
+//! for the organization's venues and events — what `/v1/log?organization_id=` filters on).
 
 use std::time::Instant;
 
@@ -14,7 +16,7 @@ use marquee_domain::venue::VenueFact;
 use marquee_domain::{
     EventId, FactCodec, Money, RegistrationId, TicketCode, TicketTypeId, VenueId,
 };
-use marquee_store::{AppendRequest, EventStore, ExpectedRevision, NewFact};
+use marquee_store::{AppendRequest, EventStore, ExpectedRevision, FactMetadata, NewFact};
 use uuid::Uuid;
 
 /// Registration facts per event: a few hundred, like a mid-sized event.
@@ -26,9 +28,13 @@ const PER_APPEND: usize = 500;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let (Some(url), Some(total)) = (args.next(), args.next()) else {
-        return Err("usage: seed_log URL FACTS".into());
+        return Err("usage: seed_log URL FACTS [ORGANIZATION]".into());
     };
     let total: usize = total.parse()?;
+    let metadata = FactMetadata {
+        organization: args.next(),
+        ..FactMetadata::default()
+    };
     let store = marquee_store::connect(&url).await?;
     let started = Instant::now();
     let t0: DateTime<Utc> = "2026-01-01T09:00:00Z".parse()?;
@@ -40,6 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             venue = VenueId(Uuid::now_v7());
             written += append(
                 store.as_ref(),
+                &metadata,
                 &venue.stream(),
                 vec![VenueFact::VenueCreated {
                     venue_id: venue,
@@ -117,7 +124,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             facts.push(EventFact::EventCapacityChanged { capacity: 1_200 });
         }
         for chunk in facts.chunks(PER_APPEND) {
-            written += append(store.as_ref(), &event.stream(), chunk.to_vec()).await?;
+            written += append(store.as_ref(), &metadata, &event.stream(), chunk.to_vec()).await?;
         }
         n += 1;
     }
@@ -128,6 +135,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 async fn append<F: FactCodec>(
     store: &dyn EventStore,
+    metadata: &FactMetadata,
     stream: &str,
     facts: Vec<F>,
 ) -> Result<usize, Box<dyn std::error::Error>> {
@@ -141,7 +149,7 @@ async fn append<F: FactCodec>(
                 fact_type,
                 schema_version,
                 data,
-                metadata: Default::default(),
+                metadata: metadata.clone(),
             }
         })
         .collect();

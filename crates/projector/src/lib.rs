@@ -28,6 +28,8 @@
 //!
 //! [`ReadModels::rebuild`] ([`rebuild`]) refolds the whole log into shadow tables while the
 //! live ones keep serving, then swaps them in atomically; the live projector resumes after it.
+//! [`ReadModels::replay`] ([`Replay`]) applies facts from elsewhere (an export file) through the
+//! same apply path, for a standalone copy of the read models.
 //!
 //! What must not live here: HTTP (that is `marquee-query-api`), business rules (the projector
 //! records what facts say; it never decides anything — `marquee-domain` does), and writes to the
@@ -45,6 +47,7 @@ pub mod queries;
 mod read_models;
 pub mod rebuild;
 mod registrations;
+mod replay;
 mod rows;
 mod source;
 mod tables;
@@ -57,6 +60,7 @@ pub use lease::{LeaseConfig, LeaseHolder};
 pub use projector::Projector;
 pub use read_models::{PROJECTION, ReadModels};
 pub use rebuild::{PROJECTIONS, RebuildOptions, RebuildProgress, RebuildReport};
+pub use replay::Replay;
 pub use timers::{Timer, TimerKind};
 
 /// The names of every read-model table the projection maintains (the checkpoint table aside),

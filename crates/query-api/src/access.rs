@@ -4,6 +4,9 @@
 //! |---|---|
 //! | listing, event page, capacity, health, projections | anyone, no token |
 //! | guest list (`/v1/events/{id}/attendees`) | owners, organizers and door staff of the event's organization |
+//! | a stream's history (`/v1/streams/{stream}`) | owners and auditors of the organization owning the stream; a `user-<id>` stream only that user |
+//! | the log (`/v1/log`, `/v1/log/live`) | owners and auditors of the organization named by `organization_id` |
+//! | an event's past state (`/v1/events/{id}?as_of=`) | owners, organizers and auditors of the event's organization |
 //!
 //! As on the command API: anonymous callers get `401`, callers outside the owning organization
 //! `404` (the event's private data does not exist for them), members with another role `403`.
@@ -12,12 +15,20 @@
 
 use axum::http::{HeaderMap, header};
 use marquee_auth::{AccessError, Authenticator, Directory, Principal};
+use marquee_domain::OrganizationId;
 use marquee_domain::organization::Role;
 
 use crate::{ApiError, QueryState};
 
 /// Owners, organizers and door staff: the guest list.
 pub const GUEST_LIST: &[Role] = &[Role::Owner, Role::Organizer, Role::DoorStaff];
+
+/// Owners and auditors: a stream's full history and the log.
+pub const AUDIT: &[Role] = &[Role::Owner, Role::Auditor];
+
+/// Owners, organizers and auditors: an event's state at a past point of the log (drafts
+/// included).
+pub const HISTORY: &[Role] = &[Role::Owner, Role::Organizer, Role::Auditor];
 
 /// What the query API checks credentials and roles with.
 pub struct Access {
@@ -28,7 +39,10 @@ pub struct Access {
 }
 
 /// The principal behind the request's `Authorization` header.
-async fn principal(state: &QueryState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+pub(crate) async fn principal(
+    state: &QueryState,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
     let access = state
         .access
         .as_ref()
@@ -60,19 +74,52 @@ pub async fn authorize(
     resource: &'static str,
     allowed: &[Role],
 ) -> Result<(), ApiError> {
-    let principal = principal(state, headers).await?;
-    if principal == Principal::Anonymous {
-        return Err(ApiError::Unauthorized("sign in first"));
-    }
-    let Some(access) = state.access.as_ref() else {
-        return Err(ApiError::Unauthorized("this route needs credentials"));
-    };
+    let (access, principal) = signed_in(state, headers).await?;
     let owner = access
         .directory
         .owner(stream)
         .await?
         .ok_or(ApiError::NotFound(resource))?;
-    let roles = access.directory.roles(&principal, owner).await?;
+    check_roles(access, &principal, owner, resource, allowed).await
+}
+
+/// Passes when the caller holds one of `allowed` in `organization`; refused as
+/// [`authorize`] refuses (`404` for a caller outside it, and for an organization that does not
+/// exist).
+pub async fn authorize_in(
+    state: &QueryState,
+    headers: &HeaderMap,
+    organization: OrganizationId,
+    resource: &'static str,
+    allowed: &[Role],
+) -> Result<(), ApiError> {
+    let (access, principal) = signed_in(state, headers).await?;
+    check_roles(access, &principal, organization, resource, allowed).await
+}
+
+/// The access checks and the caller, who must not be anonymous (`401`).
+pub(crate) async fn signed_in<'a>(
+    state: &'a QueryState,
+    headers: &HeaderMap,
+) -> Result<(&'a Access, Principal), ApiError> {
+    let principal = principal(state, headers).await?;
+    if principal == Principal::Anonymous {
+        return Err(ApiError::Unauthorized("sign in first"));
+    }
+    let Some(access) = state.access.as_deref() else {
+        return Err(ApiError::Unauthorized("this route needs credentials"));
+    };
+    Ok((access, principal))
+}
+
+async fn check_roles(
+    access: &Access,
+    principal: &Principal,
+    organization: OrganizationId,
+    resource: &'static str,
+    allowed: &[Role],
+) -> Result<(), ApiError> {
+    let roles = access.directory.roles(principal, organization).await?;
     if roles.is_empty() {
         return Err(ApiError::NotFound(resource));
     }

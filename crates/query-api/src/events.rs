@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -43,8 +43,8 @@ pub(crate) fn router() -> Router<QueryState> {
 /// Money as the API shows it.
 #[derive(Debug, Serialize)]
 pub(crate) struct MoneyJson {
-    amount_minor: i64,
-    currency: String,
+    pub(crate) amount_minor: i64,
+    pub(crate) currency: String,
 }
 
 impl From<Price> for MoneyJson {
@@ -57,10 +57,10 @@ impl From<Price> for MoneyJson {
 }
 
 #[derive(Debug, Serialize)]
-struct VenueJson {
-    id: Uuid,
-    name: String,
-    city: String,
+pub(crate) struct VenueJson {
+    pub(crate) id: Uuid,
+    pub(crate) name: String,
+    pub(crate) city: String,
 }
 
 /// One item of the listing.
@@ -244,7 +244,7 @@ pub(crate) fn parse_limit(value: &str) -> Result<u32, ApiError> {
         })
 }
 
-fn parse_time(field: &'static str, value: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(crate) fn parse_time(field: &'static str, value: &str) -> Result<DateTime<Utc>, ApiError> {
     let mut value = value.trim().to_owned();
     // An unencoded `+02:00` offset arrives as ` 02:00` (a form-encoded `+` is a space).
     if let Some(space) = value.rfind(' ')
@@ -292,19 +292,19 @@ fn decode_cursor(cursor: &str) -> Result<ListingKey, ApiError> {
 
 /// One ticket type in an event's details.
 #[derive(Debug, Serialize)]
-struct TicketTypeJson {
-    ticket_type_id: Uuid,
-    name: String,
-    price: MoneyJson,
-    quantity: u64,
-    confirmed: u64,
-    held: u64,
-    offered: u64,
-    available: u64,
+pub(crate) struct TicketTypeJson {
+    pub(crate) ticket_type_id: Uuid,
+    pub(crate) name: String,
+    pub(crate) price: MoneyJson,
+    pub(crate) quantity: u64,
+    pub(crate) confirmed: u64,
+    pub(crate) held: u64,
+    pub(crate) offered: u64,
+    pub(crate) available: u64,
     /// Entries waiting for an offer.
-    waitlist: u64,
-    sales_start: Option<DateTime<Utc>>,
-    sales_end: Option<DateTime<Utc>>,
+    pub(crate) waitlist: u64,
+    pub(crate) sales_start: Option<DateTime<Utc>>,
+    pub(crate) sales_end: Option<DateTime<Utc>>,
 }
 
 impl From<TicketTypeRecord> for TicketTypeJson {
@@ -326,35 +326,43 @@ impl From<TicketTypeRecord> for TicketTypeJson {
 }
 
 #[derive(Debug, Serialize)]
-struct EventJson {
-    event_id: Uuid,
-    status: &'static str,
-    title: String,
-    description: String,
-    category: String,
-    venue: VenueJson,
-    starts_at: DateTime<Utc>,
-    ends_at: DateTime<Utc>,
-    timezone: String,
-    capacity: u64,
-    confirmed: u64,
-    held: u64,
-    offered: u64,
-    available: u64,
-    waitlist: u64,
-    max_per_order: u64,
-    min_price: Option<MoneyJson>,
-    published_at: Option<DateTime<Utc>>,
-    cancelled_at: Option<DateTime<Utc>>,
-    ticket_types: Vec<TicketTypeJson>,
+pub(crate) struct EventJson {
+    pub(crate) event_id: Uuid,
+    pub(crate) status: &'static str,
+    pub(crate) title: String,
+    pub(crate) description: String,
+    pub(crate) category: String,
+    pub(crate) venue: VenueJson,
+    pub(crate) starts_at: DateTime<Utc>,
+    pub(crate) ends_at: DateTime<Utc>,
+    pub(crate) timezone: String,
+    pub(crate) capacity: u64,
+    pub(crate) confirmed: u64,
+    pub(crate) held: u64,
+    pub(crate) offered: u64,
+    pub(crate) available: u64,
+    pub(crate) waitlist: u64,
+    pub(crate) max_per_order: u64,
+    pub(crate) min_price: Option<MoneyJson>,
+    pub(crate) published_at: Option<DateTime<Utc>>,
+    pub(crate) cancelled_at: Option<DateTime<Utc>>,
+    pub(crate) ticket_types: Vec<TicketTypeJson>,
 }
 
-/// `GET /v1/events/{id}`: one event (any status) with its ticket types.
-#[instrument(skip(state))]
+/// `GET /v1/events/{id}`: one event (any status) with its ticket types. With `as_of`, the event
+/// as it was at that point of the log, for its organization's members (see `audit::as_of`).
+#[instrument(skip(state, headers, query))]
 async fn event_details(
     State(state): State<QueryState>,
     Path(id): Path<String>,
-) -> Result<Json<EventJson>, ApiError> {
+    headers: HeaderMap,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    if let Ok(Query(pairs)) = query
+        && pairs.iter().any(|(name, _)| name == "as_of")
+    {
+        return crate::audit::event_as_of(&state, &headers, &id, pairs).await;
+    }
     let EventDetails {
         event: e,
         ticket_types,
@@ -384,7 +392,8 @@ async fn event_details(
         published_at: e.published_at,
         cancelled_at: e.cancelled_at,
         ticket_types: ticket_types.into_iter().map(TicketTypeJson::from).collect(),
-    }))
+    })
+    .into_response())
 }
 
 #[derive(Debug, Serialize)]

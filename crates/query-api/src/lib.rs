@@ -1,9 +1,10 @@
 //! Marquee's query API: the read side over HTTP.
 //!
 //! What lives here: the axum routes that serve the read models (`/v1/events…`, among them the
-//! guest list `/v1/events/{id}/attendees`), the health and projection-progress endpoints,
-//! read-your-writes (`Marquee-Min-Position`), and the one [`ApiError`] that turns every failure
-//! into RFC 9457 problem+json.
+//! guest list `/v1/events/{id}/attendees`), the audit routes straight from the log
+//! (`/v1/streams/{stream}`, `/v1/log`, `/v1/log/live`, `/v1/events/{id}?as_of=`, see [`audit`]),
+//! the health and projection-progress endpoints, read-your-writes (`Marquee-Min-Position`), and
+//! the one [`ApiError`] that turns every failure into RFC 9457 problem+json.
 //!
 //! What must not live here: SQL and the read-model schema (they belong to `marquee-projector`,
 //! which this crate reads through [`marquee_projector::ReadModels`]), writes of any kind, and
@@ -11,6 +12,7 @@
 
 pub mod access;
 mod attendees;
+pub mod audit;
 mod error;
 mod events;
 mod health;
@@ -38,7 +40,7 @@ pub const DEFAULT_MIN_POSITION_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct QueryState {
     /// The read models the routes serve.
     pub read: ReadModels,
-    /// The log, for its head position (and, later, `/v1/log` and `/v1/streams`).
+    /// The log: its head position, and the audit routes (`/v1/log`, `/v1/streams`, `as_of`).
     pub store: Arc<dyn EventStore>,
     /// Longest a request waits for `Marquee-Min-Position` before answering 503.
     pub min_position_timeout: Duration,
@@ -83,6 +85,7 @@ pub fn router(state: QueryState) -> Router {
     Router::new()
         .merge(events::router())
         .merge(attendees::router())
+        .merge(audit::router())
         .merge(health::router())
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
