@@ -1,5 +1,17 @@
 //! Accounts: sign-up, sign-in (a short-lived access token plus a refresh token), refresh,
-//! sign-out, the profile, password change and erasure.
+//! sign-out, the profile, password change, the personal-data export and erasure.
+//!
+//! **Erasure** (`POST /v1/me/erase`, with the password) deletes the key the account's personal
+//! data is sealed with (see [`crate::personal`]) — its profile, and every attendee name, e-mail
+//! address and answer sealed for its address, whoever entered them — then records `UserErased`
+//! (naming the person's key id, so that read models replace that person's data at once),
+//! deletes the credentials and ends every session. From then on everything sealed for the
+//! person reads as `[erased]`, in the log, in its exports and in every rebuild; nothing new can
+//! be recorded for that address (`409 person_erased`).
+//!
+//! **Export** (`GET /v1/me/export`) returns what Marquee holds on the signed-in account: the
+//! profile, the organizations it belongs to, and the registrations and waitlist places it
+//! holds or that are in its name (its e-mail address), across events.
 //!
 //! Passwords are hashed with argon2id (`marquee_auth::password`) and stored in the credentials
 //! table, never in a fact and never in a log line (request bodies are not logged, and the
@@ -15,15 +27,16 @@ use marquee_auth::password::{
     check_password_policy, hash_password, verify_nothing, verify_password,
 };
 use marquee_auth::{AuthError, Password, REFRESH_TTL, tokens};
+use marquee_domain::event::Event;
 use marquee_domain::user::UserCommand;
-use marquee_domain::{OrganizationId, UserId};
+use marquee_domain::{ERASED, OrganizationId, UserId};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::CommandState;
 use crate::access::Caller;
-use crate::engine::{Answer, CommandContext, OrganizationAggregate, UserAggregate};
+use crate::engine::{Answer, CommandContext, EventAggregate, OrganizationAggregate, UserAggregate};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, RequestMeta};
 use crate::idempotency::{answer_response, respond};
@@ -38,6 +51,7 @@ pub fn router() -> Router<CommandState> {
         .route("/v1/me", get(me).patch(change_profile))
         .route("/v1/me/password", post(change_password))
         .route("/v1/me/erase", post(erase))
+        .route("/v1/me/export", get(export))
 }
 
 /// Maps the auth tables' errors to answers.
@@ -514,10 +528,10 @@ struct EraseBody {
     password: Password,
 }
 
-/// Erases an account: deletes the key of its personal data (everything sealed with it, in
-/// facts and snapshots, becomes unreadable), records `UserErased`, deletes its credentials and
-/// ends its sessions. Read models show the person as erased after they next apply (or are
-/// rebuilt).
+/// Erases the signed-in account (see the [module docs](self)); answers with the position of
+/// `UserErased`. Should an earlier erasure have stopped after deleting the key, this finishes
+/// it without the password, which can no longer be checked: nobody can read the address it
+/// belongs to any more, and the caller is signed in as the account.
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn erase(
     State(state): State<CommandState>,
@@ -527,15 +541,30 @@ async fn erase(
 ) -> Response {
     let outcome = async {
         let user_id = caller.user()?;
-        let email = confirm_password(&state, user_id, &body.value.password).await?;
+        let user = state
+            .engine
+            .load::<UserAggregate>(&user_id.stream())
+            .await?
+            .state;
+        if !user.exists() || user.erased {
+            return Err(ApiError::Unauthorized("the account no longer exists"));
+        }
+        let person_id = if user.email == ERASED {
+            person_of_account(&state, user_id).await?.ok_or_else(|| {
+                ApiError::Internal("an unreadable account without a sealed address".into())
+            })?
+        } else {
+            let email = confirm_password(&state, user_id, &body.value.password).await?;
+            state.auth.vault.person_id(&email)
+        };
         let context = CommandContext {
             correlation_id: meta.correlation_id,
             actor: caller.actor(),
             organization: None,
             idempotency: None,
         };
-        erase_account(&state, &context, user_id, &email).await?;
-        Ok::<_, ApiError>(json!({ "erased": true, "user_id": user_id }))
+        let position = erase_person(&state, &context, user_id, &person_id).await?;
+        Ok::<_, ApiError>(json!({ "erased": true, "user_id": user_id, "position": position }))
     }
     .await;
     match outcome {
@@ -544,19 +573,48 @@ async fn erase(
     }
 }
 
-/// The erasure itself (also used by operators' tools).
+/// The erasure itself, for the account whose address is `email` (also used by operators'
+/// tools); the position of `UserErased`.
 pub async fn erase_account(
     state: &CommandState,
     context: &CommandContext,
     user_id: UserId,
     email: &str,
-) -> Result<(), ApiError> {
-    let now = state.engine.now();
+) -> Result<u64, ApiError> {
+    let person_id = state.auth.vault.person_id(email);
+    erase_person(state, context, user_id, &person_id).await
+}
+
+/// Erases the account `user_id` whose personal data is sealed for `person_id`.
+///
+/// The key goes first. From then on nothing new can be sealed for the person and every reader
+/// opens their data as erased, so `UserErased` — on which the projector replaces the person's
+/// data in the read models — lands in the log after the last value that could still be opened
+/// (the projector reads keys without a cache). Should recording it fail, the account keeps
+/// working with unreadable data until it is erased again.
+async fn erase_person(
+    state: &CommandState,
+    context: &CommandContext,
+    user_id: UserId,
+    person_id: &str,
+) -> Result<u64, ApiError> {
     state
+        .auth
+        .vault
+        .erase(person_id)
+        .await
+        .map_err(auth_error)?;
+    // Copies of the data held in this process go too: cached aggregates are read again (their
+    // data unreadable) when next needed. Deciders running right now keep theirs until they
+    // retire (after `EngineOptions::idle`).
+    state.engine.forget_personal_data().await;
+    let (accepted, _) = state
         .engine
         .execute::<UserAggregate>(
             &user_id.stream(),
-            vec![UserCommand::Erase],
+            vec![UserCommand::Erase {
+                person_id: person_id.to_owned(),
+            }],
             context,
             |_, _| Answer {
                 status: StatusCode::OK,
@@ -564,6 +622,7 @@ pub async fn erase_account(
             },
         )
         .await?;
+    let now = state.engine.now();
     let store = state.auth.store();
     store
         .revoke_user_sessions(user_id.0, now)
@@ -573,10 +632,207 @@ pub async fn erase_account(
         .delete_credentials(user_id.0)
         .await
         .map_err(auth_error)?;
-    let person = state.auth.vault.person_id(email);
-    state.auth.vault.erase(&person).await.map_err(auth_error)?;
-    state.engine.forget_personal_data().await;
-    Ok(())
+    Ok(accepted.position)
+}
+
+/// The person id the account's address was sealed under, read from its first fact as stored
+/// (for an account whose address can no longer be opened).
+async fn person_of_account(
+    state: &CommandState,
+    user_id: UserId,
+) -> Result<Option<String>, ApiError> {
+    let facts = state
+        .engine
+        .store()
+        .read_stream(&user_id.stream(), 0, 1)
+        .await?;
+    Ok(facts.first().and_then(|fact| {
+        fact.data
+            .get("email")
+            .and_then(serde_json::Value::as_str)
+            .and_then(crate::personal::sealed_person)
+            .map(str::to_owned)
+    }))
+}
+
+/// `GET /v1/me/export`: everything Marquee holds on the signed-in account, as JSON: the
+/// profile, its organizations with its role in each, and its registrations and waitlist places
+/// across events — those it holds (made while signed in) and those in its name (entered with
+/// its e-mail address by anyone) — with attendee, answers, status and, for those it holds, the
+/// ticket codes. Found by reading the whole log once, so it takes a while on a large log.
+#[tracing::instrument(skip_all)]
+async fn export(State(state): State<CommandState>, caller: Caller) -> Response {
+    let outcome = async {
+        let user_id = caller.user()?;
+        let user = state
+            .engine
+            .load::<UserAggregate>(&user_id.stream())
+            .await?
+            .state;
+        if !user.exists() || user.erased {
+            return Err(ApiError::Unauthorized("the account no longer exists"));
+        }
+        let mut organizations = Vec::new();
+        for (organization_id, role) in &user.organizations {
+            let organization = state
+                .engine
+                .load::<OrganizationAggregate>(&organization_id.stream())
+                .await?
+                .state;
+            organizations.push(json!({
+                "organization_id": organization_id,
+                "name": organization.name,
+                "role": role,
+            }));
+        }
+        let person_id = state.auth.vault.person_id(&user.email);
+        let holdings = holdings(&state, user_id, &user.email, &person_id).await?;
+        let mut registrations = Vec::new();
+        let mut waitlist = Vec::new();
+        for (stream, held) in holdings {
+            let event = state.engine.load::<EventAggregate>(&stream).await?.state;
+            export_event(&event, user_id, &held, &mut registrations, &mut waitlist);
+        }
+        Ok(json!({
+            "exported_at": state.engine.now(),
+            "account": {
+                "user_id": user_id,
+                "name": user.name,
+                "email": user.email,
+                "locale": user.locale,
+                "registered_at": user.registered_at,
+            },
+            "organizations": organizations,
+            "registrations": registrations,
+            "waitlist": waitlist,
+        }))
+    }
+    .await;
+    match outcome {
+        Ok(body) => answer_response(StatusCode::OK, body),
+        Err(error) => axum::response::IntoResponse::into_response(error),
+    }
+}
+
+/// The registrations and waitlist entries of one event that an export covers, by id text.
+#[derive(Default)]
+struct Held {
+    registrations: std::collections::BTreeSet<String>,
+    entries: std::collections::BTreeSet<String>,
+}
+
+/// Every event stream with registrations or waitlist entries that `user_id` holds or that are
+/// in the name of `email` (sealed for `person_id`, or plaintext from before sealing), read
+/// from the log as stored.
+async fn holdings(
+    state: &CommandState,
+    user_id: UserId,
+    email: &str,
+    person_id: &str,
+) -> Result<std::collections::BTreeMap<String, Held>, ApiError> {
+    const PAGE: usize = 1000;
+    let holder = user_id.0.to_string();
+    let sealed_for = format!("{}{person_id}:", marquee_auth::vault::SEALED_PREFIX);
+    let email = email.to_lowercase();
+    let in_their_name = |data: &serde_json::Value| {
+        data.get("attendee")
+            .and_then(|attendee| attendee.get("email"))
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|address| {
+                address.starts_with(&sealed_for) || address.to_lowercase() == email
+            })
+    };
+    let text = |data: &serde_json::Value, field: &str| {
+        data.get(field)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let mut found: std::collections::BTreeMap<String, Held> = Default::default();
+    let mut after = 0;
+    loop {
+        let page = state.engine.store().read_all(after, PAGE).await?;
+        let full = page.len() == PAGE;
+        for fact in &page {
+            after = fact.position;
+            if !fact.stream.starts_with("event-") {
+                continue;
+            }
+            let data = &fact.data;
+            let held_by_them = text(data, "holder").as_deref() == Some(holder.as_str());
+            let (registration, entry) = match fact.fact_type.as_str() {
+                "RegistrationConfirmed" | "SeatsHeld" if in_their_name(data) => {
+                    (text(data, "registration_id"), None)
+                }
+                "RegistrationHolderRecorded" if held_by_them => {
+                    (text(data, "registration_id"), None)
+                }
+                "WaitlistJoined" if in_their_name(data) => (None, text(data, "entry_id")),
+                "WaitlistHolderRecorded" if held_by_them => (None, text(data, "entry_id")),
+                _ => continue,
+            };
+            let held = found.entry(fact.stream.clone()).or_default();
+            held.registrations.extend(registration);
+            held.entries.extend(entry);
+        }
+        if !full {
+            return Ok(found);
+        }
+    }
+}
+
+/// Adds the registrations and waitlist entries of `event` named in `held` to the export.
+fn export_event(
+    event: &Event,
+    user_id: UserId,
+    held: &Held,
+    registrations: &mut Vec<serde_json::Value>,
+    waitlist: &mut Vec<serde_json::Value>,
+) {
+    let ticket_type_name = |id| event.ticket_types.get(id).map(|t| t.name.clone());
+    for registration in event.registrations.values() {
+        if !held.registrations.contains(&registration.id.0.to_string()) {
+            continue;
+        }
+        let holds_it = registration.holder == Some(user_id);
+        let mut item = json!({
+            "event_id": event.id,
+            "event_title": event.title,
+            "event_starts_at": event.starts_at,
+            "registration_id": registration.id,
+            "ticket_type_id": registration.ticket_type_id,
+            "ticket_type_name": ticket_type_name(&registration.ticket_type_id),
+            "quantity": registration.quantity,
+            "status": registration.status,
+            "attendee": registration.attendee,
+            "answers": registration.answers,
+            "price": registration.price,
+            "payment_id": registration.payment_id,
+            "held_by_you": holds_it,
+        });
+        if holds_it {
+            item["ticket_codes"] = json!(registration.ticket_codes);
+        }
+        registrations.push(item);
+    }
+    for entry in event.waitlist.values() {
+        if !held.entries.contains(&entry.id.0.to_string()) {
+            continue;
+        }
+        waitlist.push(json!({
+            "event_id": event.id,
+            "event_title": event.title,
+            "entry_id": entry.id,
+            "ticket_type_id": entry.ticket_type_id,
+            "ticket_type_name": ticket_type_name(&entry.ticket_type_id),
+            "quantity": entry.quantity,
+            "status": entry.status,
+            "attendee": entry.attendee,
+            "answers": entry.answers,
+            "offer_expires_at": entry.offer_expires_at,
+            "registration_id": entry.registration_id,
+            "held_by_you": entry.holder == Some(user_id),
+        }));
+    }
 }
 
 /// Opens the first owner's account and organization on an empty installation. `None` when an

@@ -6,10 +6,16 @@
 //! retries. Other processes may still append to the same stream: every append carries the
 //! expected revision, and on `WrongExpectedRevision` the stream is reloaded and the commands
 //! decided again. [`CommandMode::Naive`] is the textbook path, kept as the benchmarks' baseline.
+//!
+//! Personal data is sealed on the way into the log and opened on the way out
+//! ([`crate::personal`], with the vault given by [`Engine::with_vault`]): every append is built
+//! as an [`Unsealed`] request and sealed just before it is written, every page of facts and
+//! every snapshot is opened before it is decoded. The aggregates in memory hold plaintext.
 
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use marquee_auth::Vault;
 use marquee_domain::event::{self, Event, EventCommand, EventError, EventFact};
 use marquee_domain::organization::{
     self, Organization, OrganizationCommand, OrganizationError, OrganizationFact,
@@ -19,7 +25,7 @@ use marquee_domain::venue::{self, Venue, VenueCommand, VenueError, VenueFact};
 use marquee_domain::{FactCodec, Timestamp, VenueId};
 use marquee_store::{
     AppendRequest, Appended, EventStore, ExpectedRevision, FactMetadata, IdempotencyWrite,
-    IdempotentResponse, NewFact, Snapshot, StoreError,
+    IdempotentResponse, NewFact, RecordedFact, Snapshot, StoreError,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,6 +33,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::personal::{self, Document, Shape, Unsealable};
 use crate::pipeline::Pipelines;
 
 /// How often a command is re-decided when another process keeps appending to its stream first.
@@ -52,6 +59,22 @@ pub trait Aggregate: Sized + 'static {
     fn evolve(state: Self::State, fact: &Self::Fact) -> Self::State;
     /// Roughly the bytes a state occupies, for the size-bounded aggregate cache.
     fn size(state: &Self::State) -> usize;
+    /// The e-mail address of the person whose personal data `fact` holds, when the fact does
+    /// not name them itself (answers given for a registration, a changed name); `state` has
+    /// the fact folded in. See [`crate::personal`].
+    fn subject_of(_state: &Self::State, _fact: &Self::Fact) -> Option<String> {
+        None
+    }
+    /// The e-mail address of the person whose personal data the answer to a command that
+    /// produced `facts` may hold (the check-in answer names the attendee); `state` has the
+    /// facts folded in.
+    fn answer_subject(_state: &Self::State, _facts: &[Self::Fact]) -> Option<String> {
+        None
+    }
+    /// A state read back from a snapshot, with what is derived and not stored filled in.
+    fn restored(state: Self::State) -> Self::State {
+        state
+    }
 }
 
 /// The venue aggregate, for the engine.
@@ -96,6 +119,52 @@ impl Aggregate for EventAggregate {
     fn pipelines(engine: &Engine) -> &Arc<Pipelines<Self>> {
         &engine.events
     }
+    fn subject_of(s: &Event, f: &EventFact) -> Option<String> {
+        match f {
+            EventFact::AnswersGiven {
+                registration_id, ..
+            } => s
+                .registrations
+                .get(registration_id)
+                .map(|r| r.attendee.email.clone()),
+            _ => None,
+        }
+    }
+    fn answer_subject(s: &Event, facts: &[EventFact]) -> Option<String> {
+        facts.iter().find_map(|fact| {
+            let registration_id = match fact {
+                EventFact::RegistrationConfirmed {
+                    registration_id, ..
+                }
+                | EventFact::SeatsHeld {
+                    registration_id, ..
+                }
+                | EventFact::AnswersGiven {
+                    registration_id, ..
+                }
+                | EventFact::HoldConfirmed {
+                    registration_id, ..
+                }
+                | EventFact::RegistrationCancelled {
+                    registration_id, ..
+                }
+                | EventFact::TicketCheckedIn {
+                    registration_id, ..
+                }
+                | EventFact::CheckInReverted {
+                    registration_id, ..
+                } => registration_id,
+                _ => return None,
+            };
+            s.registrations
+                .get(registration_id)
+                .map(|r| r.attendee.email.clone())
+        })
+    }
+    fn restored(mut s: Event) -> Event {
+        s.recount_seats_by_attendee();
+        s
+    }
 }
 
 /// The user aggregate, for the engine.
@@ -117,6 +186,15 @@ impl Aggregate for UserAggregate {
     }
     fn pipelines(engine: &Engine) -> &Arc<Pipelines<Self>> {
         &engine.users
+    }
+    fn subject_of(s: &User, f: &UserFact) -> Option<String> {
+        match f {
+            UserFact::UserProfileChanged { .. } => Some(s.email.clone()),
+            _ => None,
+        }
+    }
+    fn answer_subject(s: &User, _facts: &[UserFact]) -> Option<String> {
+        s.exists().then(|| s.email.clone())
     }
 }
 
@@ -238,11 +316,13 @@ impl Default for EngineOptions {
     }
 }
 
-/// The log plus the clock: what loading, deciding and snapshotting need, shared by the engine
-/// and its deciders.
+/// The log plus the clock and the vault: what loading, deciding and snapshotting need, shared
+/// by the engine and its deciders.
 pub(crate) struct Log {
     pub(crate) store: Arc<dyn EventStore>,
     clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
+    /// Seals and opens personal data; `None` writes and reads it as it is.
+    vault: Option<Vault>,
 }
 
 /// How many locks the venues' scheduling decisions are spread over in one process.
@@ -256,6 +336,7 @@ fn venue_turn(venue_id: VenueId) -> usize {
 /// Runs commands against the log.
 pub struct Engine {
     log: Arc<Log>,
+    options: EngineOptions,
     mode: CommandMode,
     /// One turn at a time per venue for scheduling decisions (see
     /// [`Engine::execute_scheduled`]), striped over a fixed number of locks.
@@ -281,7 +362,30 @@ impl Engine {
         clock: Arc<dyn Fn() -> Timestamp + Send + Sync>,
         options: EngineOptions,
     ) -> Self {
-        let log = Arc::new(Log { store, clock });
+        Self::over(
+            Log {
+                store,
+                clock,
+                vault: None,
+            },
+            options,
+        )
+    }
+
+    /// The same engine sealing personal data with `vault` before it reaches the log and
+    /// opening it when read back (see [`crate::personal`]). Call it before any command runs:
+    /// the deciders and caches start afresh.
+    pub fn with_vault(self, vault: Vault) -> Self {
+        let log = Log {
+            store: self.log.store.clone(),
+            clock: self.log.clock.clone(),
+            vault: Some(vault),
+        };
+        Self::over(log, self.options)
+    }
+
+    fn over(log: Log, options: EngineOptions) -> Self {
+        let log = Arc::new(log);
         Self {
             mode: options.mode,
             venue_turns: (0..VENUE_TURNS)
@@ -292,6 +396,26 @@ impl Engine {
             users: Arc::new(Pipelines::new(log.clone(), &options)),
             organizations: Arc::new(Pipelines::new(log.clone(), &options)),
             log,
+            options,
+        }
+    }
+
+    /// The vault personal data is sealed with, if any.
+    pub fn vault(&self) -> Option<&Vault> {
+        self.log.vault.as_ref()
+    }
+
+    /// Opens the sealed personal data in `facts` as read from the log, in place (one key query
+    /// for the whole page): for readers of the log outside the engine.
+    pub async fn open_facts(&self, facts: &mut [RecordedFact]) -> Result<(), ApiError> {
+        self.log.open_facts(facts).await
+    }
+
+    /// Opens the sealed personal data anywhere in `value`, in place (a remembered answer).
+    pub async fn open_personal(&self, value: &mut Value) -> Result<(), ApiError> {
+        match &self.log.vault {
+            Some(vault) => personal::open(vault, [value]).await,
+            None => Ok(()),
         }
     }
 
@@ -416,8 +540,16 @@ impl Engine {
                 let position = loaded.position;
                 return Ok((Accepted { facts, position }, reply));
             }
-            let request =
-                append_request::<A>(stream, loaded.revision, &facts, context, &reply, now);
+            let request = append_request::<A>(
+                stream,
+                loaded.revision,
+                &facts,
+                &state,
+                context,
+                &reply,
+                now,
+            );
+            let request = self.log.seal(request).await?;
             match self.log.store.append(request).await {
                 Ok(appended) => {
                     self.log
@@ -506,11 +638,12 @@ impl Engine {
                     &venue_id.stream(),
                     venue.revision,
                     &venue_facts,
+                    &venue_state,
                     context,
                     &reply,
                     now,
                 );
-                request.idempotency = None;
+                request.request.idempotency = None;
                 requests.push(request);
             }
             if !event_facts.is_empty() {
@@ -518,6 +651,7 @@ impl Engine {
                     event_stream,
                     event.revision,
                     &event_facts,
+                    &event_state,
                     context,
                     &reply,
                     now,
@@ -525,13 +659,15 @@ impl Engine {
             } else if let Some(only) = requests.first_mut() {
                 // The answer is remembered with whichever stream the command wrote.
                 *only = append_request::<VenueAggregate>(
-                    &only.stream,
+                    &only.request.stream,
                     venue.as_ref().and_then(|v| v.revision),
                     &venue_facts,
+                    &venue_state,
                     context,
                     &reply,
                     now,
-                );
+                )
+                .answering::<EventAggregate>(&event_state, &event_facts);
             }
             if requests.is_empty() {
                 set_position(&mut reply.body, event.position);
@@ -544,6 +680,7 @@ impl Engine {
                     reply,
                 ));
             }
+            let requests = self.log.seal_all(requests).await?;
             match self.log.store.append_atomic(requests).await {
                 Ok(appended) => {
                     let position = appended
@@ -595,15 +732,19 @@ impl Engine {
             let mut requests = Vec::with_capacity(2);
             if !a_facts.is_empty() {
                 requests.push(append_request::<A>(
-                    first.0, a.revision, &a_facts, context, &reply, now,
+                    first.0, a.revision, &a_facts, &a_state, context, &reply, now,
                 ));
             }
             if !b_facts.is_empty() {
-                let mut request =
-                    append_request::<B>(second.0, b.revision, &b_facts, context, &reply, now);
-                if !requests.is_empty() {
+                let mut request = append_request::<B>(
+                    second.0, b.revision, &b_facts, &b_state, context, &reply, now,
+                );
+                if requests.is_empty() {
+                    // Only the second stream changed: the first stream's answer goes with it.
+                    request = request.answering::<A>(&a_state, &a_facts);
+                } else {
                     // The answer is remembered once, with the first stream's facts.
-                    request.idempotency = None;
+                    request.request.idempotency = None;
                 }
                 requests.push(request);
             }
@@ -617,6 +758,7 @@ impl Engine {
                     reply,
                 ));
             }
+            let requests = self.log.seal_all(requests).await?;
             match self.log.store.append_atomic(requests).await {
                 Ok(appended) => {
                     let position = appended
@@ -648,6 +790,99 @@ impl Log {
         (self.clock)()
     }
 
+    /// Opens the personal data of a page of facts in place, with one key query at most.
+    pub(crate) async fn open_facts(&self, facts: &mut [RecordedFact]) -> Result<(), ApiError> {
+        match &self.vault {
+            Some(vault) => personal::open(vault, facts.iter_mut().map(|f| &mut f.data)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Seals the personal data of one append: what the store may be given. `PersonErased`
+    /// when it would record new data of an erased person.
+    pub(crate) async fn seal(&self, unsealed: Unsealed) -> Result<AppendRequest, ApiError> {
+        let Some(vault) = &self.vault else {
+            return Ok(unsealed.request);
+        };
+        let Unsealed {
+            mut request,
+            shape,
+            subjects,
+            answer_shape,
+            answer_subject,
+        } = unsealed;
+        let mut documents: Vec<Document<'_>> = request
+            .facts
+            .iter_mut()
+            .zip(&subjects)
+            .map(|(fact, subject)| Document {
+                doc: &mut fact.data,
+                shape,
+                subject: subject.as_deref(),
+                unsealable: Unsealable::Refuse,
+            })
+            .collect();
+        if let Some(idempotency) = &mut request.idempotency {
+            documents.push(Document {
+                doc: &mut idempotency.response.body,
+                shape: answer_shape,
+                subject: answer_subject.as_deref(),
+                unsealable: Unsealable::Erase,
+            });
+        }
+        personal::seal(vault, documents).await?;
+        Ok(request)
+    }
+
+    /// Seals appends that go to the store together: all of them, or the first refusal.
+    pub(crate) async fn seal_all(
+        &self,
+        requests: Vec<Unsealed>,
+    ) -> Result<Vec<AppendRequest>, ApiError> {
+        let mut sealed = Vec::with_capacity(requests.len());
+        for request in requests {
+            sealed.push(self.seal(request).await?);
+        }
+        Ok(sealed)
+    }
+
+    /// Seals a chain of appends (one per command, see [`crate::pipeline`]) in order, up to the
+    /// first that cannot be sealed: the sealed ones, and why the next one could not be. The
+    /// keys of everyone in the chain are read ahead with one query.
+    pub(crate) async fn seal_chain(
+        &self,
+        mut chain: Vec<Unsealed>,
+    ) -> (Vec<AppendRequest>, Option<ApiError>) {
+        if let Some(vault) = &self.vault {
+            let documents = chain
+                .iter_mut()
+                .flat_map(|unsealed| {
+                    let shape = unsealed.shape;
+                    unsealed
+                        .request
+                        .facts
+                        .iter_mut()
+                        .zip(&unsealed.subjects)
+                        .map(move |(fact, subject)| Document {
+                            doc: &mut fact.data,
+                            shape,
+                            subject: subject.as_deref(),
+                            unsealable: Unsealable::Refuse,
+                        })
+                })
+                .collect();
+            personal::warm(vault, documents).await;
+        }
+        let mut sealed = Vec::with_capacity(chain.len());
+        for unsealed in chain {
+            match self.seal(unsealed).await {
+                Ok(request) => sealed.push(request),
+                Err(refused) => return (sealed, Some(refused)),
+            }
+        }
+        (sealed, None)
+    }
+
     /// Folds a stream's facts into its aggregate's state, starting from the stream's snapshot
     /// when there is a usable one.
     pub(crate) async fn load<A: Aggregate>(
@@ -671,8 +906,9 @@ impl Log {
     ) -> Result<Loaded<A::State>, ApiError> {
         let mut from = loaded.revision.map_or(0, |r| r + 1);
         loop {
-            let page = self.store.read_stream(stream, from, PAGE).await?;
+            let mut page = self.store.read_stream(stream, from, PAGE).await?;
             let full = page.len() == PAGE;
+            self.open_facts(&mut page).await?;
             for recorded in page {
                 let fact =
                     A::Fact::decode(&recorded.fact_type, recorded.schema_version, recorded.data)?;
@@ -704,10 +940,16 @@ impl Log {
             return None;
         }
         let position = snapshot.state.get("position").and_then(Value::as_u64)?;
-        let state = snapshot.state.get("state")?.clone();
+        let mut state = snapshot.state.get("state")?.clone();
+        if let Some(vault) = &self.vault
+            && let Err(e) = personal::open(vault, [&mut state]).await
+        {
+            tracing::warn!(stream, error = %e, "could not open a snapshot; folding from the start");
+            return None;
+        }
         match serde_json::from_value(state) {
             Ok(state) => Some(Loaded {
-                state,
+                state: A::restored(state),
                 revision: Some(snapshot.revision),
                 position,
             }),
@@ -763,8 +1005,22 @@ impl Log {
         position: u64,
         state: &A::State,
     ) -> Result<(), ApiError> {
-        let state = serde_json::to_value(state)
+        let mut state = serde_json::to_value(state)
             .map_err(|e| ApiError::Store(StoreError::Corrupt(format!("snapshot: {e}"))))?;
+        if let Some(vault) = &self.vault {
+            // A snapshot is only a copy: the data of a person erased since the state was read
+            // is left out rather than the snapshot.
+            personal::seal(
+                vault,
+                vec![Document {
+                    doc: &mut state,
+                    shape: Shape::of(A::Fact::AGGREGATE),
+                    subject: None,
+                    unsealable: Unsealable::Erase,
+                }],
+            )
+            .await?;
+        }
         let snapshot = Snapshot {
             stream: stream.to_owned(),
             revision,
@@ -800,8 +1056,63 @@ pub(crate) fn decide_all<A: Aggregate>(
     Ok(facts)
 }
 
-/// The append of one command's facts, with its metadata and its remembered answer.
+/// An append whose personal data is still plaintext, and whose it is: [`Log::seal`] turns it
+/// into what the store is given.
+pub(crate) struct Unsealed {
+    /// The append as it would be written without sealing.
+    pub(crate) request: AppendRequest,
+    /// Where the stream's facts keep personal data.
+    shape: Shape,
+    /// Per fact, whose personal data it holds when the fact does not say
+    /// ([`Aggregate::subject_of`]).
+    subjects: Vec<Option<String>>,
+    /// Where the remembered answer keeps personal data (the shape of the aggregate that
+    /// answered, which need not be the stream's).
+    answer_shape: Shape,
+    /// Whose personal data the remembered answer holds ([`Aggregate::answer_subject`]).
+    answer_subject: Option<String>,
+}
+
+impl Unsealed {
+    /// The same append, remembering an answer built by aggregate `B` from `facts` and `state`.
+    pub(crate) fn answering<B: Aggregate>(mut self, state: &B::State, facts: &[B::Fact]) -> Self {
+        self.answer_shape = Shape::of(B::Fact::AGGREGATE);
+        self.answer_subject = B::answer_subject(state, facts);
+        self
+    }
+}
+
+/// The append of one command's facts, with its metadata and its remembered answer, not yet
+/// sealed. `state` is the aggregate with the facts folded in.
 pub(crate) fn append_request<A: Aggregate>(
+    stream: &str,
+    revision: Option<u64>,
+    facts: &[A::Fact],
+    state: &A::State,
+    context: &CommandContext,
+    reply: &Answer,
+    now: Timestamp,
+) -> Unsealed {
+    let shape = Shape::of(A::Fact::AGGREGATE);
+    let subjects = if shape == Shape::Nothing {
+        vec![None; facts.len()]
+    } else {
+        facts
+            .iter()
+            .map(|fact| A::subject_of(state, fact))
+            .collect()
+    };
+    Unsealed {
+        request: plain_request::<A>(stream, revision, facts, context, reply, now),
+        shape,
+        subjects,
+        answer_shape: shape,
+        answer_subject: A::answer_subject(state, facts),
+    }
+}
+
+/// [`append_request`] before sealing comes into it.
+fn plain_request<A: Aggregate>(
     stream: &str,
     revision: Option<u64>,
     facts: &[A::Fact],

@@ -40,6 +40,11 @@ pub enum ApiError {
     /// Signing up with an address that has an account already.
     #[error("an account with this e-mail address exists")]
     EmailTaken,
+    /// The command would record personal data of a person who was erased: nothing can be
+    /// sealed for them any more (erasure is forever for an e-mail address; see
+    /// `crate::personal`). 409 `person_erased`.
+    #[error("the personal data of this person was erased and cannot be recorded again")]
+    PersonErased,
     /// Wrong e-mail address or password (never says which).
     #[error("wrong e-mail address or password")]
     BadCredentials,
@@ -189,6 +194,7 @@ impl ApiError {
                 Problem::new(S::TOO_MANY_REQUESTS, "rate_limited", "Too many requests")
                     .with(json!({ "retry_after": retry_after_secs }))
             }
+            ApiError::PersonErased => Problem::new(S::CONFLICT, "person_erased", "Person erased"),
             ApiError::EmailTaken => {
                 Problem::new(S::CONFLICT, "email_taken", "E-mail address taken")
             }

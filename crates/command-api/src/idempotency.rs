@@ -9,6 +9,10 @@
 //! never leave facts without their remembered answer (or the reverse). A refused command (4xx)
 //! appended nothing; its answer is stored afterwards. Server errors are not remembered: the
 //! client should retry them.
+//!
+//! A remembered answer holds no personal data in plaintext: the engine seals it with the facts
+//! (the check-in answer names the attendee), and a replay opens it — an erased person's data
+//! replays as `[erased]` (see [`crate::personal`]).
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -104,7 +108,7 @@ where
         return ApiError::IdempotencyInFlight.into_response();
     };
     match state.engine.store().idempotency_get(&key).await {
-        Ok(Some(first)) if first.request_hash == hash => return replay(first),
+        Ok(Some(first)) if first.request_hash == hash => return replay(state, first).await,
         Ok(Some(_)) => return ApiError::IdempotencyKeyReused.into_response(),
         Ok(None) => {}
         Err(e) => return ApiError::from(e).into_response(),
@@ -114,7 +118,7 @@ where
     if let Err(ApiError::Store(StoreError::IdempotencyKeyTaken { .. })) = &outcome {
         // Another process committed the same key first: its answer is the answer.
         return match state.engine.store().idempotency_get(&key).await {
-            Ok(Some(first)) if first.request_hash == hash => replay(first),
+            Ok(Some(first)) if first.request_hash == hash => replay(state, first).await,
             Ok(Some(_)) => ApiError::IdempotencyKeyReused.into_response(),
             Ok(None) => ApiError::IdempotencyInFlight.into_response(),
             Err(e) => ApiError::from(e).into_response(),
@@ -172,9 +176,13 @@ pub fn answer_response(status: StatusCode, body: Value) -> Response {
     response
 }
 
-fn replay(first: IdempotentResponse) -> Response {
+async fn replay(state: &CommandState, first: IdempotentResponse) -> Response {
     let status = StatusCode::from_u16(first.status).unwrap_or(StatusCode::OK);
-    let mut response = answer_response(status, first.body);
+    let mut body = first.body;
+    if let Err(e) = state.engine.open_personal(&mut body).await {
+        return e.into_response();
+    }
+    let mut response = answer_response(status, body);
     response
         .headers_mut()
         .insert("idempotent-replayed", HeaderValue::from_static("true"));

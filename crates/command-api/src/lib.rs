@@ -6,6 +6,10 @@
 //! commands answer with the position of their last fact, in the body and in `Marquee-Position`;
 //! refused ones answer RFC 9457 problem+json with a stable `code` ([`error`]).
 //!
+//! Personal data (attendees, answers, account profiles) reaches the log sealed with a key per
+//! person and is opened when read back ([`personal`]); erasing an account deletes the key
+//! ([`accounts`]).
+//!
 //! What must not live here: business rules (they are in `marquee-domain`) and SQL (it is in
 //! `marquee-store`).
 
@@ -19,6 +23,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod organizations;
 pub mod payments;
+pub mod personal;
 pub mod pipeline;
 pub mod venues;
 pub mod waitlist;
@@ -89,11 +94,12 @@ impl CommandState {
         )
     }
 
+    /// The engine seals personal data with the accounts' vault.
     fn from_engine(engine: Engine, auth: Arc<Auth>) -> Self {
         let test_gateway = Arc::new(TestGateway::new());
         Self {
+            engine: Arc::new(engine.with_vault(auth.vault.clone())),
             auth,
-            engine: Arc::new(engine),
             in_flight: Arc::new(InFlight::default()),
             payments: test_gateway.clone(),
             test_gateway: Some(test_gateway),

@@ -25,6 +25,11 @@
 //! revision check: usually one indexed query that returns nothing), or from the snapshot and
 //! tail when the cache has no entry. Memory is therefore bounded by the cache plus the streams
 //! that received commands in the last `idle` period.
+//!
+//! **Personal data.** The chain is sealed just before the append ([`crate::personal`]): the
+//! aggregate in memory keeps plaintext. A command whose facts cannot be sealed (they would
+//! record new data of an erased person) is answered `409 person_erased`; the links before it
+//! are appended, the ones after it decided again, like links refused by a concurrent append.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +40,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{
     Accepted, Aggregate, Answer, CommandContext, EngineOptions, Loaded, Log, MAX_ATTEMPTS,
-    append_request, decide_all, set_position,
+    Unsealed, append_request, decide_all, set_position,
 };
 use crate::error::ApiError;
 
@@ -250,12 +255,25 @@ impl<A: Aggregate> Pipelines<A> {
                 return None;
             };
             let before = loaded.revision;
-            let (decided, requests) = self.decide_jobs(stream, &mut loaded, jobs);
-            let outcomes = if requests.is_empty() {
+            let (decided, unsealed) = self.decide_jobs(stream, &mut loaded, jobs);
+            let links = unsealed.len();
+            let (requests, refused) = self.log.seal_chain(unsealed).await;
+            let mut outcomes: Vec<Link> = if requests.is_empty() {
                 Vec::new()
             } else {
-                self.log.store.append_all(requests).await
+                self.log
+                    .store
+                    .append_all(requests)
+                    .await
+                    .into_iter()
+                    .map(Link::from)
+                    .collect()
             };
+            if let Some(refused) = refused {
+                // The links after the refused one were decided on a state that holds its facts.
+                outcomes.push(Link::Failed(refused));
+                outcomes.resize_with(links, || Link::Moved);
+            }
             let chain = answer_jobs(decided, outcomes, loaded.position);
             if !chain.broken {
                 if let Some(last) = chain.last {
@@ -299,7 +317,7 @@ impl<A: Aggregate> Pipelines<A> {
         stream: &str,
         loaded: &mut Loaded<A::State>,
         jobs: Vec<Job<A>>,
-    ) -> (Vec<Decided<A>>, Vec<marquee_store::AppendRequest>) {
+    ) -> (Vec<Decided<A>>, Vec<Unsealed>) {
         let now = self.log.now();
         let mut revision = loaded.revision;
         let mut decided = Vec::with_capacity(jobs.len());
@@ -316,6 +334,7 @@ impl<A: Aggregate> Pipelines<A> {
                             stream,
                             revision,
                             &facts,
+                            &loaded.state,
                             &job.context,
                             &answer,
                             now,
@@ -329,6 +348,26 @@ impl<A: Aggregate> Pipelines<A> {
         }
         loaded.revision = revision;
         (decided, requests)
+    }
+}
+
+/// How one link of a chain went.
+enum Link {
+    /// Appended.
+    Appended(Appended),
+    /// Not appended because the stream moved (or a link before it was refused): decide again.
+    Moved,
+    /// Refused for good: the caller hears this.
+    Failed(ApiError),
+}
+
+impl From<Result<Appended, StoreError>> for Link {
+    fn from(outcome: Result<Appended, StoreError>) -> Self {
+        match outcome {
+            Ok(appended) => Link::Appended(appended),
+            Err(StoreError::WrongExpectedRevision { .. }) => Link::Moved,
+            Err(e) => Link::Failed(e.into()),
+        }
     }
 }
 
@@ -347,7 +386,7 @@ struct ChainOutcome<A: Aggregate> {
 /// `position` is the stream's last position before the chain.
 fn answer_jobs<A: Aggregate>(
     decided: Vec<Decided<A>>,
-    outcomes: Vec<Result<Appended, StoreError>>,
+    outcomes: Vec<Link>,
     mut position: u64,
 ) -> ChainOutcome<A> {
     let mut outcomes = outcomes.into_iter();
@@ -373,19 +412,19 @@ fn answer_jobs<A: Aggregate>(
             continue;
         }
         match outcomes.next() {
-            Some(Ok(appended)) => {
+            Some(Link::Appended(appended)) => {
                 position = appended.last_position;
                 chain.last = Some(appended);
                 set_position(&mut answer.body, position);
                 job.finish(Ok((Accepted { facts, position }, answer)));
             }
-            Some(Err(StoreError::WrongExpectedRevision { .. })) => {
+            Some(Link::Moved) => {
                 chain.broken = true;
                 chain.retry.push(job);
             }
-            Some(Err(e)) => {
+            Some(Link::Failed(e)) => {
                 chain.broken = true;
-                job.finish(Err(e.into()));
+                job.finish(Err(e));
             }
             None => {
                 chain.broken = true;

@@ -323,7 +323,10 @@ pub enum RefundReason {
 
 /// Version of [`Event`]'s serialized shape, for snapshots: bump it whenever `Event` or a type
 /// inside it changes shape, and older snapshots are ignored (they are only a cache).
-pub const STATE_SCHEMA_VERSION: u32 = 2;
+///
+/// 3: `seats_by_attendee` is no longer stored (it is keyed by e-mail address, which a snapshot
+/// may only hold sealed); [`Event::recount_seats_by_attendee`] derives it after loading.
+pub const STATE_SCHEMA_VERSION: u32 = 3;
 
 /// What is known about an event, folded from its facts. `Event::default()` is "no such event".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -369,7 +372,11 @@ pub struct Event {
     pub payments: BTreeMap<PaymentId, PaymentRecord>,
     /// Door scans by nonce.
     pub scans: BTreeMap<String, Scan>,
-    /// Seats held or confirmed per attendee, by lower-cased e-mail address.
+    /// Seats held or confirmed per attendee, by lower-cased e-mail address. Derived from
+    /// `registrations` and never serialized: a snapshot may hold e-mail addresses only sealed,
+    /// and sealed text cannot be a key. Whoever deserializes an `Event` calls
+    /// [`Event::recount_seats_by_attendee`].
+    #[serde(skip)]
     pub seats_by_attendee: BTreeMap<String, u32>,
 }
 
@@ -416,6 +423,22 @@ impl Event {
             .get(&email.to_lowercase())
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Derives `seats_by_attendee` from the registrations again, exactly as folding their facts
+    /// leaves it: every attendee who ever registered has an entry, counting the seats of their
+    /// held and confirmed registrations. For states read back from a snapshot.
+    pub fn recount_seats_by_attendee(&mut self) {
+        let mut seats: BTreeMap<String, u32> = BTreeMap::new();
+        for registration in self.registrations.values() {
+            let tally = seats
+                .entry(registration.attendee.email.to_lowercase())
+                .or_insert(0);
+            if registration.status.is_active() {
+                *tally = tally.saturating_add(registration.quantity);
+            }
+        }
+        self.seats_by_attendee = seats;
     }
 
     /// The moment attendees can no longer cancel on their own.
@@ -1568,8 +1591,13 @@ fn check_attendee(attendee: Attendee) -> Result<Attendee, EventError> {
     })
 }
 
-/// The per-attendee limit: seats held or confirmed for `email`, plus `quantity`, within it.
+/// The per-attendee limit: seats held or confirmed for `email`, plus `quantity`, within it. An
+/// erased attendee ([`crate::ERASED`]) can no longer be told apart from other erased ones, so
+/// the limit does not apply to them (their seats were within it when they were taken).
 fn check_attendee_limit(state: &Event, email: &str, quantity: u32) -> Result<(), EventError> {
+    if email == crate::ERASED {
+        return Ok(());
+    }
     if let Some(max) = state.policy.max_per_attendee {
         let already = state.seats_of(email);
         if already.saturating_add(quantity) > max {
@@ -2236,6 +2264,8 @@ fn check_ticket_codes(
 mod tests;
 #[cfg(test)]
 mod tests_check_in;
+#[cfg(test)]
+mod tests_erasure;
 #[cfg(test)]
 mod tests_questions;
 #[cfg(test)]

@@ -23,5 +23,12 @@ pub use ids::{
 };
 pub use money::Money;
 
+/// What personal data reads as once its person was erased (crypto-shredding: the key that
+/// opened it is gone). Names, e-mail addresses and answers of an erased person all read as this
+/// text, in aggregates and in read models alike. It is not an e-mail address, so no new
+/// attendee can ever have it, and the rules that compare attendees by address (the per-attendee
+/// limit, one waitlist place per attendee) leave erased ones out.
+pub const ERASED: &str = "[erased]";
+
 /// A point in time, always UTC. The domain never reads the clock: callers pass `now` in.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -79,7 +79,8 @@ pub enum UserCommand {
     /// Note that the password was changed (the hash itself is stored elsewhere).
     RecordPasswordChange,
     /// Erase the account: its personal data becomes unreadable and it can no longer act.
-    Erase,
+    /// `person_id` names the person whose key the command side erased (see `UserErased`).
+    Erase { person_id: String },
     /// Mirror a membership: the account joined an organization, or its role there changed.
     RecordMembership {
         organization_id: OrganizationId,
@@ -110,8 +111,13 @@ pub enum UserFact {
     },
     /// The password was changed (the password is never in a fact).
     UserPasswordChanged { changed_at: Timestamp },
-    /// The account was erased.
-    UserErased { erased_at: Timestamp },
+    /// The account was erased. `person_id` is the id its personal data was sealed under (see
+    /// `marquee_auth::vault`; not personal data itself): readers that keep copies of that data,
+    /// such as the projector's guest list, replace everything of that person on this fact.
+    UserErased {
+        erased_at: Timestamp,
+        person_id: String,
+    },
     /// The account joined an organization with a role, or its role there changed.
     MembershipRecorded {
         organization_id: OrganizationId,
@@ -243,14 +249,20 @@ pub fn decide(
             active(state)?;
             Ok(vec![UserFact::UserPasswordChanged { changed_at: now }])
         }
-        UserCommand::Erase => {
+        UserCommand::Erase { person_id } => {
             if !state.exists() {
                 return Err(UserError::NotFound);
             }
             if state.erased {
                 return Ok(vec![]);
             }
-            Ok(vec![UserFact::UserErased { erased_at: now }])
+            if person_id.trim().is_empty() {
+                return Err(invalid("person_id", "must not be blank"));
+            }
+            Ok(vec![UserFact::UserErased {
+                erased_at: now,
+                person_id,
+            }])
         }
         UserCommand::RecordMembership {
             organization_id,
@@ -428,7 +440,10 @@ mod tests {
 
     #[test]
     fn an_erased_account_can_do_nothing_and_erasing_again_changes_nothing() {
-        let erased = UserFact::UserErased { erased_at: now() };
+        let erased = UserFact::UserErased {
+            erased_at: now(),
+            person_id: "p-ada".into(),
+        };
         given([registered(), erased.clone()])
             .when(UserCommand::RecordPasswordChange)
             .then_err(UserError::Erased);
@@ -439,11 +454,40 @@ mod tests {
             })
             .then_err(UserError::Erased);
         given([registered(), erased])
-            .when(UserCommand::Erase)
+            .when(UserCommand::Erase {
+                person_id: "p-ada".into(),
+            })
             .then_nothing();
         given([])
-            .when(UserCommand::Erase)
+            .when(UserCommand::Erase {
+                person_id: "p-ada".into(),
+            })
             .then_err(UserError::NotFound);
+    }
+
+    #[test]
+    fn erasing_records_whose_personal_data_key_was_erased() {
+        given([registered()])
+            .when(UserCommand::Erase {
+                person_id: "p-ada".into(),
+            })
+            .then([UserFact::UserErased {
+                erased_at: now(),
+                person_id: "p-ada".into(),
+            }]);
+        given([registered()])
+            .when(UserCommand::Erase {
+                person_id: " ".into(),
+            })
+            .then_err_matches(|e| {
+                matches!(
+                    e,
+                    UserError::Invalid {
+                        field: "person_id",
+                        ..
+                    }
+                )
+            });
     }
 
     #[test]

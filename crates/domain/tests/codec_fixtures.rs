@@ -427,7 +427,10 @@ fn user_samples() -> Vec<UserFact> {
             locale: Some("en".into()),
         },
         UserFact::UserPasswordChanged { changed_at: at(1) },
-        UserFact::UserErased { erased_at: at(2) },
+        UserFact::UserErased {
+            erased_at: at(2),
+            person_id: "5f0e4c2a9b1d4e6f8a7c3b2d1e0f9a8b".into(),
+        },
         UserFact::MembershipRecorded {
             organization_id: OrganizationId(Uuid::from_u128(7)),
             role: Role::Organizer,

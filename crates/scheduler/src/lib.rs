@@ -24,6 +24,10 @@
 //! schedulers acting at once for a moment would still be correct (see above); the lock keeps
 //! them from doing the work twice. In embedded mode there is one process and no lock.
 //!
+//! **Personal data.** Its commands record none; the engine it runs them through opens the sealed
+//! attendees and answers of the events it loads (an engine built `with_vault`), and the refunds
+//! it reads are opened the same way before they are decoded.
+//!
 //! What must not live here: business rules (whether a hold may expire is the domain's call) and
 //! read-model SQL (the timers table is the projector's).
 
@@ -302,7 +306,10 @@ fn bad_timer(timer: &DueTimer) -> Duration {
     MAX_REFUND_BACKOFF
 }
 
-/// The amount of the newest `RefundDue` of `payment_id` in the event's stream.
+/// The amount of the newest `RefundDue` of `payment_id` in the event's stream. Only `RefundDue`
+/// facts are decoded, after their personal data (none today) is opened like any reader's (see
+/// `marquee_command_api::personal`): the other facts of the stream, attendees and answers among
+/// them, are never looked at.
 async fn refund_amount(
     engine: &Engine,
     event_id: EventId,
@@ -318,11 +325,16 @@ async fn refund_amount(
             .await
             .map_err(|e| e.to_string())?;
         let full = page.len() == 1000;
-        for recorded in page {
-            from = recorded.revision + 1;
-            if recorded.fact_type != "RefundDue" {
-                continue;
-            }
+        from = page.last().map_or(from, |recorded| recorded.revision + 1);
+        let mut due: Vec<_> = page
+            .into_iter()
+            .filter(|recorded| recorded.fact_type == "RefundDue")
+            .collect();
+        engine
+            .open_facts(&mut due)
+            .await
+            .map_err(|e| e.to_string())?;
+        for recorded in due {
             let fact =
                 EventFact::decode(&recorded.fact_type, recorded.schema_version, recorded.data)
                     .map_err(|e| e.to_string())?;
