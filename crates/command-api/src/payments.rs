@@ -11,6 +11,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -290,8 +291,19 @@ async fn payment_webhook(
     State(state): State<CommandState>,
     meta: RequestMeta,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    // A body over the limit (or one that could not be read) is refused in our format too.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return ApiError::PayloadTooLarge {
+                limit: crate::extract::MAX_BODY_BYTES,
+            }
+            .into_response();
+        }
+        Err(rejection) => return ApiError::MalformedJson(rejection.body_text()).into_response(),
+    };
     match webhook_inner(&state, &meta, &headers, &body).await {
         Ok(answer) => answer_response(answer.status, answer.body),
         Err(error) => error.into_response(),
