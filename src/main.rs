@@ -382,10 +382,11 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("opening the read models")?;
             let (gateway, _) = args.payments.gateway()?;
-            let engine = Arc::new(marquee_command_api::engine::Engine::new(
-                store,
-                Arc::new(chrono::Utc::now),
-            ));
+            let vault = open_vault(&args.storage).await?;
+            let engine = Arc::new(
+                marquee_command_api::engine::Engine::new(store, Arc::new(chrono::Utc::now))
+                    .with_vault(vault),
+            );
             run_scheduler(engine, read, gateway, &args.storage.url(), stopped).await
         }
         Action::Relay(args) => {
@@ -400,7 +401,8 @@ async fn main() -> anyhow::Result<()> {
             let store = open_store(&args.storage).await?;
             let read = ReadModels::connect(&args.storage.url())
                 .await
-                .context("opening the read models")?;
+                .context("opening the read models")?
+                .with_vault(open_vault(&args.storage).await?);
             let lease = match args.projector_id {
                 Some(id) => LeaseConfig::named(id),
                 None => LeaseConfig::unique(),
@@ -434,14 +436,6 @@ async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Resul
     let read = ReadModels::connect(&args.storage.url())
         .await
         .context("opening the read models")?;
-    // In one process the projector follows the log itself: that is the in-process bus.
-    let projector = tokio::spawn(run_projector(
-        store.clone(),
-        read.clone(),
-        None,
-        None,
-        stopped.clone(),
-    ));
     let relay = args
         .nats
         .relay_config()
@@ -457,6 +451,15 @@ async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Resul
         &args.auth,
     )
     .await?;
+    // In one process the projector follows the log itself: that is the in-process bus. It opens
+    // personal data with the command side's keys.
+    let projector = tokio::spawn(run_projector(
+        command_state.engine.store().clone(),
+        read.clone().with_vault(command_state.auth.vault.clone()),
+        None,
+        None,
+        stopped.clone(),
+    ));
     // The scheduler shares the command API's engine, so its timed commands queue to the same
     // per-stream deciders as everyone else's.
     let scheduler = tokio::spawn(run_scheduler(
@@ -623,9 +626,11 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
         None => marquee_projector::PROJECTIONS.to_vec(),
     };
     let store = open_store(&args.storage).await?;
+    // Personal data is opened with the keys as they are now: erased persons read as erased.
     let read = ReadModels::connect(&args.storage.url())
         .await
-        .context("opening the read models")?;
+        .context("opening the read models")?
+        .with_vault(open_vault(&args.storage).await?);
     let options = marquee_projector::RebuildOptions {
         batch_size: args.batch_size,
         ..Default::default()
@@ -659,6 +664,18 @@ async fn rebuild(args: RebuildArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The keys of personal data (crypto-shredding), kept in the auth tables of the log's database,
+/// for the processes that read facts without a command API of their own.
+async fn open_vault(storage: &StorageArgs) -> anyhow::Result<marquee_auth::Vault> {
+    let url = storage.url();
+    let store = marquee_auth::AuthStore::connect(&url)
+        .await
+        .with_context(|| format!("opening the personal data keys at {}", redact(&url)))?;
+    marquee_auth::Vault::new(store)
+        .await
+        .context("opening the personal data keys")
 }
 
 async fn open_store(storage: &StorageArgs) -> anyhow::Result<Arc<dyn EventStore>> {

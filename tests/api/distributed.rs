@@ -10,7 +10,9 @@ use marquee_store::testing::PgTestDb;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{Reply, spawn_marquee};
+use crate::helpers::{
+    OWNER_EMAIL, OWNER_PASSWORD, Reply, base_env, http_client, sign_in, spawn_marquee,
+};
 
 /// The four services, each its own `marquee` process, on a fresh database and fresh JetStream
 /// names (optionally on a private NATS server the test can stop). Dropping it kills the
@@ -110,7 +112,11 @@ async fn spawn_cluster(private_nats: bool) -> Cluster {
     });
     let id = Uuid::now_v7().simple().to_string();
     let stream = format!("MARQUEE_TEST_{id}");
-    let env = vec![
+    let mut env: Vec<(String, String)> = base_env()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    env.extend([
         ("DATABASE_URL".to_owned(), pg.url.clone()),
         ("NATS_URL".to_owned(), nats_url.clone()),
         ("MARQUEE_NATS_STREAM".to_owned(), stream.clone()),
@@ -118,14 +124,11 @@ async fn spawn_cluster(private_nats: bool) -> Cluster {
             "MARQUEE_NATS_SUBJECT_PREFIX".to_owned(),
             format!("marquee_test_{id}.facts"),
         ),
-    ];
+    ]);
     let mut cluster = Cluster {
         command_url: String::new(),
         query_url: String::new(),
-        client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("client"),
+        client: http_client(None),
         nats_url,
         stream,
         env,
@@ -136,6 +139,15 @@ async fn spawn_cluster(private_nats: bool) -> Cluster {
     for name in ["command-api", "relay", "projector", "query-api"] {
         cluster.start(name);
     }
+    // The command API opened the first owner's account; every request is the owner's.
+    let owner = sign_in(
+        &cluster.client,
+        &cluster.command_url,
+        OWNER_EMAIL,
+        OWNER_PASSWORD,
+    )
+    .await;
+    cluster.client = http_client(Some(&owner.access_token));
     cluster
 }
 

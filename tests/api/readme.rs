@@ -1,9 +1,11 @@
-//! The README's curl walkthrough, run exactly as written against a fresh server (only the two
-//! base URLs and the scratch file are swapped for this run's).
+//! The README's curl walkthrough, run exactly as written against a fresh server on its first
+//! run, as a newcomer starts it (no `MARQUEE_ADMIN_*`: the owner's password is in the data
+//! directory). Only the two base URLs, the data directory and the scratch files are swapped for
+//! this run's.
 
 use std::process::Command;
 
-use crate::helpers::{Backend, spawn_app};
+use crate::helpers::{AppOptions, Backend, spawn_app_with};
 
 /// The ```sh blocks between the walkthrough markers, joined.
 fn walkthrough() -> String {
@@ -34,7 +36,7 @@ fn walkthrough() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_walkthrough_works_as_written() {
-    let app = spawn_app(Backend::Sqlite).await;
+    let app = spawn_app_with(AppOptions::new(Backend::Sqlite).first_run_defaults()).await;
     let scratch = tempfile::tempdir().expect("dir");
     let script = walkthrough()
         .replace("http://127.0.0.1:8080", &app.command_url)
@@ -46,10 +48,25 @@ async fn the_readme_walkthrough_works_as_written() {
         .replace(
             "/tmp/marquee-paid.json",
             &scratch.path().join("p.json").display().to_string(),
+        )
+        .replace(
+            "/tmp/marquee-scan.json",
+            &scratch.path().join("s.json").display().to_string(),
+        )
+        .replace(
+            "./data/admin-password",
+            &app.data_dir().join("admin-password").display().to_string(),
         );
+    assert!(
+        !script.contains("/tmp/marquee-") && !script.contains("./data"),
+        "every path of the walkthrough is swapped for this run's: {script}"
+    );
     let output = tokio::task::spawn_blocking(move || {
         Command::new("bash")
             .args(["-euo", "pipefail", "-c", &script])
+            // As a newcomer runs it: the first run's defaults, not the runner's settings.
+            .env_remove("MARQUEE_ADMIN_EMAIL")
+            .env_remove("MARQUEE_ADMIN_PASSWORD")
             .output()
             .expect("bash runs")
     })
@@ -61,7 +78,12 @@ async fn the_readme_walkthrough_works_as_written() {
         output.status.success(),
         "walkthrough failed\n{stdout}\n{stderr}"
     );
+    assert!(
+        stdout.starts_with("{\"code\":\"unauthorized\""),
+        "a command without a token is refused: {stdout}"
+    );
     assert!(stdout.contains("\"status\":\"published\""), "{stdout}");
+    assert!(stdout.contains("\"user_id\":"), "Ada signs up: {stdout}");
     assert!(stdout.contains("\"status\":\"confirmed\""), "{stdout}");
     assert!(stdout.contains("\"code\":\"sold_out\""), "{stdout}");
     assert!(
@@ -80,9 +102,13 @@ async fn the_readme_walkthrough_works_as_written() {
         stdout.contains("\"code\":\"already_redeemed\""),
         "the second scan is refused: {stdout}"
     );
+    assert!(
+        stdout.contains("\"name\":\"Cy\"") && stdout.contains("\"checked_in_at\":\""),
+        "the guest list shows Cy, checked in: {stdout}"
+    );
     assert_eq!(
         stdout.matches("\"status\":\"confirmed\"").count(),
-        2,
-        "the free reservation and the payment confirm: {stdout}"
+        3,
+        "the free reservation, the payment and Cy on the guest list are confirmed: {stdout}"
     );
 }

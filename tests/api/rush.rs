@@ -5,7 +5,7 @@
 use futures::future::join_all;
 use serde_json::json;
 
-use crate::helpers::{Backend, Reply, TestApp, spawn_app, spawn_marquee};
+use crate::helpers::{Backend, Reply, TestApp, base_env, spawn_app, spawn_marquee};
 
 const SEATS: u32 = 150;
 const ATTEMPTS: usize = 600;
@@ -130,7 +130,9 @@ async fn postgres_a_rush_on_two_command_api_processes_confirms_exactly_the_capac
         &database_url,
     ]
     .map(String::from);
-    let (second, announced) = spawn_marquee(&args, &[], &["command API on "]);
+    // The same settings as the first (no rate limits; the owner exists already, so this one
+    // opens no account), and the same database: the owner's token works on both.
+    let (second, announced) = spawn_marquee(&args, &base_env(), &["command API on "]);
     let _second = KillOnDrop(second);
     let (event_id, ticket_type_id) = event_on_sale(&app).await;
     let urls = [app.command_url.clone(), announced[0].clone()];

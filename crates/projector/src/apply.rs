@@ -9,15 +9,19 @@
 //! are handled the same way, set-based (see `rows`): loaded with a few statements before the
 //! batch, changed in memory, written with multi-row statements at the end. What each ticketing
 //! fact does to them is in [`ticketing`].
+//!
+//! Personal data in the facts is opened before the batch's transaction begins (see
+//! `crate::personal`); `UserErased` replaces the erased person's data in the rows that hold it.
 
 mod ticketing;
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use marquee_domain::FactCodec;
 use marquee_domain::event::{DetailsChange, EventFact, EventStatus, WaitlistStatus};
+use marquee_domain::user::UserFact;
 use marquee_domain::venue::VenueFact;
+use marquee_domain::{ERASED, FactCodec};
 use marquee_store::RecordedFact;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, Row, Transaction};
@@ -25,6 +29,7 @@ use uuid::Uuid;
 
 use crate::ProjectorError;
 use crate::lease::fence;
+use crate::personal::{self, Readable};
 use crate::read_models::{PROJECTION, ReadModels, to_u64};
 use crate::registrations::Rows;
 use crate::tables::{LIVE, Tables};
@@ -39,11 +44,14 @@ pub(crate) async fn apply_batch(
     facts: &[RecordedFact],
     holder: &str,
 ) -> Result<u64, ProjectorError> {
+    // Before the transaction: the keys live in another table set, and the write lock (on
+    // SQLite, the whole file's) is not held while they are read.
+    let facts = personal::open(read.vault(), facts).await?;
     let mut tx: Transaction<'static, Any> = read.begin_write().await?;
     // First, in the same transaction as the writes: a projector that lost its lease (paused
     // past its term while a standby took over) must not write, whatever it believes.
     fence(&mut tx, holder).await?;
-    let (before, after) = apply_in(&mut tx, &LIVE, facts).await?;
+    let (before, after) = apply_in(&mut tx, &LIVE, &facts).await?;
     if after == before {
         // Everything was already applied: nothing to write.
         tx.rollback().await?;
@@ -53,14 +61,14 @@ pub(crate) async fn apply_batch(
     Ok(after)
 }
 
-/// Applies `facts` (in position order) to the table set `tables` inside the caller's
-/// transaction: locks and reads that set's checkpoint, skips every fact at or below it, applies
-/// the rest and moves the checkpoint. Returns the checkpoint before and after; the caller
-/// commits (or rolls back when they are equal, nothing having been written).
+/// Applies `facts` (in position order, personal data opened) to the table set `tables` inside
+/// the caller's transaction: locks and reads that set's checkpoint, skips every fact at or below
+/// it, applies the rest and moves the checkpoint. Returns the checkpoint before and after; the
+/// caller commits (or rolls back when they are equal, nothing having been written).
 pub(crate) async fn apply_in(
     conn: &mut AnyConnection,
     tables: &'static Tables,
-    facts: &[RecordedFact],
+    facts: &[Readable<'_>],
 ) -> Result<(u64, u64), ProjectorError> {
     // A no-op write takes the checkpoint row's lock on Postgres, so two projectors on one
     // database apply batches one after the other instead of both applying the same facts.
@@ -87,16 +95,16 @@ pub(crate) async fn apply_in(
 
     let mut decoded = Vec::with_capacity(facts.len());
     let mut applied = checkpoint;
-    for fact in facts.iter().filter(|f| f.position > checkpoint) {
-        if fact.position <= applied {
+    for fact in facts.iter().filter(|f| f.recorded.position > checkpoint) {
+        if fact.recorded.position <= applied {
             tracing::warn!(
-                position = fact.position,
+                position = fact.recorded.position,
                 "fact out of position order, skipped"
             );
             continue;
         }
         decoded.extend(decode(fact));
-        applied = fact.position;
+        applied = fact.recorded.position;
     }
     if applied == checkpoint {
         return Ok((checkpoint, checkpoint));
@@ -128,7 +136,11 @@ enum Decoded {
         position: i64,
         /// When the log recorded it: the time of facts that carry none of their own.
         recorded_at: DateTime<Utc>,
+        /// The person its sealed personal data belongs to, if it holds any.
+        person: Option<String>,
     },
+    /// `UserErased`: the person's data goes from every row that holds it.
+    Erased { person_id: String },
 }
 
 impl Decoded {
@@ -209,20 +221,33 @@ impl Decoded {
     }
 }
 
-/// Where an event fact applies: its event, its position, and when the log recorded it.
+/// Where an event fact applies: its event, its position, when the log recorded it, and whose
+/// personal data it holds.
 struct At<'a> {
     event_id: &'a str,
     position: i64,
     recorded_at: DateTime<Utc>,
+    person: Option<&'a str>,
 }
 
 /// Decodes one fact. Facts this projector does not model, or cannot decode, are logged and
 /// skipped (`None`): the checkpoint still moves past them.
-fn decode(fact: &RecordedFact) -> Option<Decoded> {
+fn decode(readable: &Readable<'_>) -> Option<Decoded> {
+    let fact = readable.recorded;
     let (aggregate, id) = match fact.stream.split_once('-') {
         Some((aggregate, id)) => (aggregate, id),
         None => (fact.stream.as_str(), ""),
     };
+    if aggregate == UserFact::AGGREGATE && fact.fact_type == "UserErased" {
+        return match UserFact::decode(&fact.fact_type, fact.schema_version, fact.data.clone()) {
+            Ok(UserFact::UserErased { person_id, .. }) => Some(Decoded::Erased { person_id }),
+            Ok(_) => None,
+            Err(error) => {
+                skipped(fact, &error);
+                None
+            }
+        };
+    }
     if aggregate != VenueFact::AGGREGATE && aggregate != EventFact::AGGREGATE {
         tracing::debug!(stream = %fact.stream, position = fact.position, "not a read-model stream");
         return None;
@@ -246,12 +271,17 @@ fn decode(fact: &RecordedFact) -> Option<Decoded> {
             }
         }
     } else {
-        match EventFact::decode(&fact.fact_type, fact.schema_version, fact.data.clone()) {
+        match EventFact::decode(
+            &fact.fact_type,
+            fact.schema_version,
+            readable.data().clone(),
+        ) {
             Ok(event_fact) => Some(Decoded::Event {
                 event_id: id,
                 fact: event_fact,
                 position,
                 recorded_at: fact.recorded_at,
+                person: readable.person.clone(),
             }),
             Err(error) => {
                 skipped(fact, &error);
@@ -424,15 +454,63 @@ impl Batch {
                 fact,
                 position,
                 recorded_at,
+                person,
             } => {
                 let at = At {
                     event_id: &event_id,
                     position,
                     recorded_at,
+                    person: person.as_deref(),
                 };
                 self.apply_event(conn, &at, fact).await
             }
+            Decoded::Erased { person_id } => self.erase(conn, &person_id).await,
         }
+    }
+
+    /// `UserErased`: the person's name, e-mail address and answers become [`ERASED`] in every
+    /// registration and waitlist entry that holds them, as a rebuild would read them from the
+    /// log. The rows keep their position and time: erasure is not an event of theirs.
+    async fn erase(
+        &mut self,
+        conn: &mut AnyConnection,
+        person_id: &str,
+    ) -> Result<(), ProjectorError> {
+        let tables = self.tables;
+        let rows = &mut self.rows;
+        rows.registrations
+            .load_where(&mut *conn, tables, "person_id = $1", person_id)
+            .await?;
+        rows.waitlist
+            .load_where(&mut *conn, tables, "person_id = $1", person_id)
+            .await?;
+        let theirs = |person: &Option<String>| person.as_deref() == Some(person_id);
+        rows.registrations.update_all(
+            |r| theirs(&r.person_id),
+            |r| {
+                let answers =
+                    personal::erased_answers(&r.answers).unwrap_or_else(|| "{}".to_owned());
+                if r.attendee_name == ERASED && r.attendee_email == ERASED && r.answers == answers {
+                    return None;
+                }
+                r.attendee_name = ERASED.to_owned();
+                r.attendee_email = ERASED.to_owned();
+                r.answers = answers;
+                Some(())
+            },
+        );
+        rows.waitlist.update_all(
+            |e| theirs(&e.person_id),
+            |e| {
+                if e.attendee_name == ERASED && e.attendee_email == ERASED {
+                    return None;
+                }
+                e.attendee_name = ERASED.to_owned();
+                e.attendee_email = ERASED.to_owned();
+                Some(())
+            },
+        );
+        Ok(())
     }
 
     async fn apply_venue(

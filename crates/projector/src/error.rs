@@ -21,6 +21,10 @@ pub enum ProjectorError {
     /// A read-model row holds a value this build cannot read back (e.g. a malformed id).
     #[error("corrupt read-model row: {0}")]
     Corrupt(String),
+    /// The keys that open personal data could not be read (their database failed). Retried
+    /// like any failure of the read models; nothing is applied without them.
+    #[error("personal data keys: {0}")]
+    Keys(String),
     /// The log's live feed ended: the store was closed.
     #[error("the log's feed ended (store closed)")]
     LogClosed,

@@ -26,6 +26,11 @@
 //! [`ReadModels::guest_list`]), waitlist entries, and the timers a scheduler fires
 //! ([`timers`]: [`ReadModels::due_timers`], [`ReadModels::next_timer_due`]).
 //!
+//! Personal data (attendee names, e-mail addresses, answers) arrives sealed and is opened with
+//! the command side's keys ([`ReadModels::with_vault`]); an erased person reads as `[erased]`,
+//! and `UserErased` replaces that person's data in the guest list and the waitlist at once (see
+//! `personal`).
+//!
 //! [`ReadModels::rebuild`] ([`rebuild`]) refolds the whole log into shadow tables while the
 //! live ones keep serving, then swaps them in atomically; the live projector resumes after it.
 //! [`ReadModels::replay`] ([`Replay`]) applies facts from elsewhere (an export file) through the
@@ -42,6 +47,7 @@ mod apply;
 mod error;
 mod jetstream;
 pub mod lease;
+mod personal;
 mod projector;
 pub mod queries;
 mod read_models;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use marquee_auth::Vault;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use tokio::sync::watch;
@@ -35,6 +36,9 @@ pub(crate) enum Backend {
 #[derive(Clone)]
 pub struct ReadModels {
     inner: Arc<Inner>,
+    /// Opens the personal data of the facts applied through this handle (see
+    /// [`ReadModels::with_vault`]).
+    vault: Option<Vault>,
 }
 
 struct Inner {
@@ -118,9 +122,25 @@ impl ReadModels {
                 local_projectors: AtomicUsize::new(0),
                 last_poll: tokio::sync::Mutex::new(None),
             }),
+            vault: None,
         };
         read.applied_position().await?;
         Ok(read)
+    }
+
+    /// The same handle opening the personal data in the facts it applies (projector and
+    /// rebuild) with `vault`, the command side's keys (see `crate::personal`). The vault is
+    /// used without a key cache, so a person erased by another process reads as erased here at
+    /// once. Without one, sealed values would reach the read models as they are stored
+    /// (unreadable, never plaintext).
+    pub fn with_vault(mut self, vault: Vault) -> Self {
+        self.vault = Some(vault.with_key_cache_ttl(Duration::ZERO));
+        self
+    }
+
+    /// The vault facts are opened with, if any.
+    pub(crate) fn vault(&self) -> Option<&Vault> {
+        self.vault.as_ref()
     }
 
     /// Last position applied (the checkpoint); 0 if none.

@@ -8,7 +8,9 @@
 //!    live table's and indexes' own `CREATE` text from `sqlite_master`. The migrations stay the
 //!    one source of the schema, and shadow and live cannot drift apart: there is no second copy
 //!    of the DDL to forget.
-//! 2. **Fold.** The whole log is read with `read_all` in large pages and applied to the shadow
+//! 2. **Fold.** The whole log is read with `read_all` in large pages (their personal data opened
+//!    with the keys as they are now: an erased person reads as `[erased]`, which is how a
+//!    rebuild forgets them; see `crate::personal`) and applied to the shadow
 //!    set with the very code the live projector uses (`apply::apply_in`), one transaction per
 //!    page with the shadow set's own checkpoint (`projector_checkpoints__rebuild`). The next
 //!    page is read while the current one is written. The live projector and the query API are
@@ -55,6 +57,7 @@ use uuid::Uuid;
 
 use crate::apply::apply_in;
 use crate::lease::fence;
+use crate::personal;
 use crate::read_models::{Backend, PROJECTION, to_u64};
 use crate::tables::{LIVE, OLD_SUFFIX, SHADOW};
 use crate::{ProjectorError, ReadModels};
@@ -256,10 +259,11 @@ impl ReadModels {
         Ok(())
     }
 
-    /// One page into the shadow set, in its own transaction.
+    /// One page into the shadow set, in its own transaction (its personal data opened before).
     async fn apply_shadow_page(&self, facts: &[RecordedFact]) -> Result<u64, ProjectorError> {
+        let facts = personal::open(self.vault(), facts).await?;
         let mut tx = self.begin_write().await?;
-        let (_, after) = apply_in(&mut tx, &SHADOW, facts).await?;
+        let (_, after) = apply_in(&mut tx, &SHADOW, &facts).await?;
         tx.commit().await?;
         Ok(after)
     }
@@ -308,7 +312,8 @@ impl ReadModels {
             if page.is_empty() {
                 break;
             }
-            let (_, after) = apply_in(&mut tx, &SHADOW, &page).await?;
+            let facts = personal::open(self.vault(), &page).await?;
+            let (_, after) = apply_in(&mut tx, &SHADOW, &facts).await?;
             state.position = after;
             state.facts += page.len() as u64;
         }

@@ -34,6 +34,8 @@ pub(crate) struct RegistrationRow {
     pub attendee_email: String,
     /// JSON object text.
     pub answers: String,
+    /// The person the attendee and answers were sealed for (see `crate::personal`).
+    pub person_id: Option<String>,
     pub price_minor: Option<i64>,
     pub price_currency: Option<String>,
     pub hold_expires_at: Option<String>,
@@ -61,6 +63,7 @@ impl BufferedRow for RegistrationRow {
         "attendee_name",
         "attendee_email",
         "answers",
+        "person_id",
         "price_minor",
         "price_currency",
         "hold_expires_at",
@@ -93,6 +96,7 @@ impl BufferedRow for RegistrationRow {
             attendee_name: row.try_get("attendee_name")?,
             attendee_email: row.try_get("attendee_email")?,
             answers: row.try_get("answers")?,
+            person_id: row.try_get("person_id")?,
             price_minor: row.try_get("price_minor")?,
             price_currency: row.try_get("price_currency")?,
             hold_expires_at: row.try_get("hold_expires_at")?,
@@ -123,6 +127,7 @@ impl BufferedRow for RegistrationRow {
             .bind(self.attendee_name.as_str())
             .bind(self.attendee_email.as_str())
             .bind(self.answers.as_str())
+            .bind(self.person_id.as_deref())
             .bind(self.price_minor)
             .bind(self.price_currency.as_deref())
             .bind(self.hold_expires_at.as_deref())
@@ -221,6 +226,8 @@ pub(crate) struct EntryRow {
     pub ticket_type_id: String,
     pub attendee_name: String,
     pub attendee_email: String,
+    /// The person the attendee was sealed for (see `crate::personal`).
+    pub person_id: Option<String>,
     pub quantity: i64,
     pub status: WaitlistStatus,
     pub seq: i64,
@@ -241,6 +248,7 @@ impl BufferedRow for EntryRow {
         "ticket_type_id",
         "attendee_name",
         "attendee_email",
+        "person_id",
         "quantity",
         "status",
         "seq",
@@ -263,6 +271,7 @@ impl BufferedRow for EntryRow {
             ticket_type_id: row.try_get("ticket_type_id")?,
             attendee_name: row.try_get("attendee_name")?,
             attendee_email: row.try_get("attendee_email")?,
+            person_id: row.try_get("person_id")?,
             quantity: row.try_get("quantity")?,
             status: parse_waitlist_status(&status)
                 .ok_or_else(|| ProjectorError::Corrupt(format!("waitlist status `{status}`")))?,
@@ -282,6 +291,7 @@ impl BufferedRow for EntryRow {
             .bind(self.ticket_type_id.as_str())
             .bind(self.attendee_name.as_str())
             .bind(self.attendee_email.as_str())
+            .bind(self.person_id.as_deref())
             .bind(self.quantity)
             .bind(waitlist_status_text(self.status))
             .bind(self.seq)
