@@ -322,7 +322,16 @@ impl Cluster {
             "the live read models reach the head {head}"
         );
         let fresh_db = PgTestDb::create().await;
-        let fresh = ReadModels::connect(&fresh_db.url).await.expect("fresh");
+        // Personal data in the log is sealed: the fresh projection opens it with the cluster's
+        // keys, as every projector of the cluster does.
+        let keys = marquee_auth::AuthStore::connect(&self.pg.url)
+            .await
+            .expect("the cluster's auth tables");
+        let vault = marquee_auth::Vault::new(keys).await.expect("the vault");
+        let fresh = ReadModels::connect(&fresh_db.url)
+            .await
+            .expect("fresh")
+            .with_vault(vault);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let projector = tokio::spawn(Projector::new(store, fresh.clone()).run(async move {
             let _ = stopped.await;
