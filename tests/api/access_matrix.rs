@@ -94,6 +94,15 @@ enum Family {
     /// place: owners and organizers; to anyone else it does not exist (`404`, members with
     /// other roles included).
     HolderOrOrganizers,
+    /// A stream's history and the log of an organization: owners and auditors; other members
+    /// `403`; outsiders `404`.
+    Auditors,
+    /// An event as it was at a past point of the log: owners, organizers and auditors; other
+    /// members `403`; outsiders `404`.
+    History,
+    /// Another account's own stream: nobody else's, owners of its organizations included
+    /// (`404`).
+    NobodyElse,
 }
 
 impl Family {
@@ -116,7 +125,9 @@ impl Family {
             }
             Family::Door if matches!(who, Owner | Organizer | DoorStaff) => ok,
             Family::HolderOrOrganizers if matches!(who, Owner | Organizer) => ok,
-            Family::HolderOrOrganizers => 404,
+            Family::HolderOrOrganizers | Family::NobodyElse => 404,
+            Family::Auditors if matches!(who, Owner | Auditor) => ok,
+            Family::History if matches!(who, Owner | Organizer | Auditor) => ok,
             Family::OrganizersVenueInBody if outsider => 422,
             _ if outsider => 404,
             _ => 403,
@@ -222,6 +233,41 @@ const POLICY: &[(&str, Family, u16)] = &[
     ),
     ("GET /v1/projections (query API)", Family::Anyone, 200),
     ("GET /health (query API)", Family::Anyone, 200),
+    (
+        "GET /v1/events/{event}?as_of={position} (query API)",
+        Family::History,
+        200,
+    ),
+    (
+        "GET /v1/streams/event-{event} (query API)",
+        Family::Auditors,
+        200,
+    ),
+    (
+        "GET /v1/streams/organization-{org} (query API)",
+        Family::Auditors,
+        200,
+    ),
+    (
+        "GET /v1/streams/user-{own} (query API)",
+        Family::SignedIn,
+        200,
+    ),
+    (
+        "GET /v1/streams/user-{someone else's} (query API)",
+        Family::NobodyElse,
+        200,
+    ),
+    (
+        "GET /v1/log?organization_id={org} (query API)",
+        Family::Auditors,
+        200,
+    ),
+    (
+        "GET /v1/log/live?organization_id={org} (query API)",
+        Family::Auditors,
+        200,
+    ),
 ];
 
 /// The policy as a table, for the test's output and its failure messages.
@@ -824,6 +870,65 @@ impl World {
             }
             "GET /v1/projections (query API)" => self.query(who, "/v1/projections").await,
             "GET /health (query API)" => self.query(who, "/health").await,
+            "GET /v1/events/{event}?as_of={position} (query API)" => {
+                let at = self.published_at;
+                self.query(who, &format!("/v1/events/{event}?as_of={at}"))
+                    .await
+            }
+            "GET /v1/streams/event-{event} (query API)" => {
+                self.query(who, &format!("/v1/streams/event-{event}")).await
+            }
+            "GET /v1/streams/organization-{org} (query API)" => {
+                self.query(who, &format!("/v1/streams/organization-{org}"))
+                    .await
+            }
+            "GET /v1/streams/user-{own} (query API)" => {
+                let user = match self.session(who) {
+                    Some(session) => &session.user_id,
+                    None => &self.holder.user_id,
+                };
+                self.query(who, &format!("/v1/streams/user-{user}")).await
+            }
+            "GET /v1/streams/user-{someone else's} (query API)" => {
+                let user = &self.holder.user_id;
+                self.query(who, &format!("/v1/streams/user-{user}")).await
+            }
+            "GET /v1/log?organization_id={org} (query API)" => {
+                self.query(who, &format!("/v1/log?organization_id={org}"))
+                    .await
+            }
+            "GET /v1/log/live?organization_id={org} (query API)" => {
+                // Never ends on its own: the status and headers are the answer here.
+                let url = format!("{}/v1/log/live?organization_id={org}", self.app.query_url);
+                let response = self
+                    .app
+                    .request_as(self.token(who), Method::GET, &url)
+                    .send()
+                    .await
+                    .expect("an answer");
+                let status = response.status().as_u16();
+                if status == 200 {
+                    let content_type = response
+                        .headers()
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_owned();
+                    assert!(
+                        content_type.starts_with("text/event-stream"),
+                        "{content_type}"
+                    );
+                    Reply {
+                        status,
+                        content_type,
+                        position: None,
+                        headers: response.headers().clone(),
+                        body: Value::Null,
+                    }
+                } else {
+                    crate::helpers::read_reply(response).await
+                }
+            }
             other => panic!("no case for route {other}"),
         }
     }
