@@ -29,7 +29,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// up: after a rush the projector may be further behind than the query API's own wait.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Where the services under test listen.
+/// Where the services under test listen, and who the benchmark is.
 #[derive(Debug, Clone, Args)]
 pub struct Targets {
     /// Base URL of the command API, e.g. `http://127.0.0.1:8080`.
@@ -38,11 +38,76 @@ pub struct Targets {
     /// Base URL of the query API, e.g. `http://127.0.0.1:8081`.
     #[arg(long)]
     pub query_url: String,
+    #[command(flatten)]
+    pub credentials: Credentials,
 }
 
-/// One HTTP client for the whole run: every task shares its connection pool.
-pub fn client(connections: usize) -> anyhow::Result<Client> {
+/// Who sends the benchmark's requests: every command needs a signed-in caller that may set up
+/// venues and events (an owner or organizer) and reserve. Give an API token with the
+/// `organizer` role (it does not expire), an access token, or an account to sign in as (its
+/// access token lasts 15 minutes: enough for the runs in BENCHMARKS.md).
+#[derive(Debug, Clone, Args)]
+pub struct Credentials {
+    /// Bearer token sent with every request: an API token (`mqt_…`) or an access token.
+    #[arg(
+        long,
+        env = "MARQUEE_BENCH_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "email"
+    )]
+    pub token: Option<String>,
+    /// Sign in as this account first (with `--password`) and send its access token.
+    #[arg(long, env = "MARQUEE_BENCH_EMAIL", requires = "password")]
+    pub email: Option<String>,
+    /// The password of `--email`.
+    #[arg(long, env = "MARQUEE_BENCH_PASSWORD", hide_env_values = true)]
+    pub password: Option<String>,
+}
+
+/// What `POST /v1/auth/login` answers, as far as the benchmarks read it.
+#[derive(Deserialize)]
+struct SignedIn {
+    access_token: String,
+}
+
+impl Credentials {
+    /// The bearer token to send: `--token`, or an access token from signing in at
+    /// `command_url`; `None` without credentials (only public reads will work).
+    pub async fn bearer(&self, command_url: &str) -> anyhow::Result<Option<String>> {
+        if let Some(token) = &self.token {
+            return Ok(Some(token.clone()));
+        }
+        let (Some(email), Some(password)) = (&self.email, &self.password) else {
+            return Ok(None);
+        };
+        #[derive(Serialize)]
+        struct SignIn<'a> {
+            email: &'a str,
+            password: &'a str,
+        }
+        let SignedIn { access_token } = set_up(
+            client(1, None)?
+                .post(format!("{}/v1/auth/login", base_url(command_url)?))
+                .json(&SignIn { email, password }),
+        )
+        .await
+        .context("signing in with --email and --password")?;
+        Ok(Some(access_token))
+    }
+}
+
+/// One HTTP client for the whole run: every task shares its connection pool. With `bearer`,
+/// every request carries it in `Authorization`.
+pub fn client(connections: usize, bearer: Option<&str>) -> anyhow::Result<Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = bearer {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("the token is not a valid header value")?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     Client::builder()
+        .default_headers(headers)
         // A benchmark against localhost must not go through a proxy from the environment.
         .no_proxy()
         .tcp_nodelay(true)
@@ -199,10 +264,17 @@ struct Problem {
 }
 
 impl Api {
-    /// The APIs at `targets`; `connections` sizes the client's pool (one per concurrent task).
-    pub fn new(targets: &Targets, connections: usize) -> anyhow::Result<Self> {
+    /// The APIs at `targets`, signed in with their credentials (see [`Credentials`]);
+    /// `connections` sizes the client's pool (one per concurrent task).
+    pub async fn connect(targets: &Targets, connections: usize) -> anyhow::Result<Self> {
+        let bearer = targets.credentials.bearer(&targets.command_url).await?;
+        if bearer.is_none() {
+            eprintln!(
+                "  (no --token nor --email/--password: the command API will refuse every command with 401)"
+            );
+        }
         Ok(Self {
-            client: client(connections)?,
+            client: client(connections, bearer.as_deref())?,
             command: base_url(&targets.command_url)?,
             query: base_url(&targets.query_url)?,
         })

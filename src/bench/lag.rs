@@ -73,7 +73,7 @@ pub async fn run(args: LagArgs) -> anyhow::Result<()> {
     // Room for every command of the event's share, so none is refused as sold out.
     let capacity = u32::try_from(total.div_ceil(args.events as u64) + 10)
         .context("too many commands per event; use more --events")?;
-    let api = Api::new(&args.targets, args.max_in_flight)?;
+    let api = Api::connect(&args.targets, args.max_in_flight).await?;
     eprintln!(
         "lag: setting up {} free events of {capacity} seats at {}",
         args.events, args.targets.command_url

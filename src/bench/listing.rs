@@ -37,6 +37,9 @@ pub struct ListingArgs {
     /// Echoed in the output line to tell runs apart (e.g. `server=hello`).
     #[arg(long)]
     label: Option<String>,
+    /// Bearer token for a private `--path` (e.g. a guest list); the listing needs none.
+    #[arg(long, env = "MARQUEE_BENCH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 /// What one client saw.
@@ -60,7 +63,7 @@ pub async fn run(args: ListingArgs) -> anyhow::Result<()> {
     );
     anyhow::ensure!(args.path.starts_with('/'), "--path must start with `/`");
     let url = format!("{}{}", base_url(&args.query_url)?, args.path);
-    let client = client(args.clients)?;
+    let client = client(args.clients, args.token.as_deref())?;
     // One request first, so that a wrong URL is an error rather than a line of failures.
     let probe = client
         .get(&url)

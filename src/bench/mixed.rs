@@ -94,7 +94,7 @@ pub async fn run(args: MixedArgs) -> anyhow::Result<()> {
         args.events > 0 && args.capacity > 0 && args.clients > 0 && args.commands > 0,
         "--events, --capacity, --clients and --commands must be positive"
     );
-    let api = Api::new(&args.targets, args.clients.max(SET_UP_CONCURRENCY))?;
+    let api = Api::connect(&args.targets, args.clients.max(SET_UP_CONCURRENCY)).await?;
     eprintln!(
         "mixed: setting up {} free events of {} seats at {}",
         args.events, args.capacity, args.targets.command_url

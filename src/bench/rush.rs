@@ -60,7 +60,7 @@ pub async fn run(args: RushArgs) -> anyhow::Result<()> {
         args.seats > 0 && args.clients > 0 && args.attempts > 0,
         "--seats, --clients and --attempts must be positive"
     );
-    let api = Api::new(&args.targets, args.clients)?;
+    let api = Api::connect(&args.targets, args.clients).await?;
     eprintln!(
         "rush: setting up one free event of {} seats at {}",
         args.seats, args.targets.command_url
