@@ -7,6 +7,7 @@
 mod access_matrix;
 mod bad_input;
 mod distributed;
+mod erasure;
 mod fuzz;
 mod helpers;
 mod idempotency;

@@ -604,9 +604,8 @@ async fn erase_person(
         .erase(person_id)
         .await
         .map_err(auth_error)?;
-    // Copies of the data held in this process go too: cached aggregates are read again (their
-    // data unreadable) when next needed. Deciders running right now keep theirs until they
-    // retire (after `EngineOptions::idle`).
+    // Copies of the data held in this process go too: aggregates in memory are read again
+    // (their data unreadable) when next needed.
     state.engine.forget_personal_data().await;
     let (accepted, _) = state
         .engine

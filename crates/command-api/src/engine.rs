@@ -434,10 +434,10 @@ impl Engine {
         self.mode
     }
 
-    /// Drops the cached aggregates of every kind after an erasure, so no copy of the erased
-    /// person's data outlives it in this process's cache: they are loaded again (with the data
-    /// unreadable) when next needed. Deciders running right now keep theirs until they retire
-    /// (after `EngineOptions::idle`).
+    /// Drops the aggregates of every kind held in memory after an erasure, so no copy of the
+    /// erased person's data outlives it in this process: the idle ones at once, a running
+    /// decider's before its next batch. They are loaded again (with the data unreadable) when
+    /// next needed.
     pub async fn forget_personal_data(&self) {
         self.venues.clear_cache();
         self.events.clear_cache();

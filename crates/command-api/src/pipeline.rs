@@ -27,7 +27,9 @@
 //! that received commands in the last `idle` period.
 //!
 //! **Personal data.** The chain is sealed just before the append ([`crate::personal`]): the
-//! aggregate in memory keeps plaintext. A command whose facts cannot be sealed (they would
+//! aggregate in memory keeps plaintext. An erasure declares every aggregate in memory stale
+//! (`Engine::forget_personal_data`): the cache is emptied, and a running decider reloads its
+//! aggregate from the log before its next batch. A command whose facts cannot be sealed (they would
 //! record new data of an erased person) is answered `409 person_erased`; the links before it
 //! are appended, the ones after it decided again, like links refused by a concurrent append.
 
@@ -93,6 +95,9 @@ pub struct Pipelines<A: Aggregate> {
     deciders: Mutex<HashMap<String, Running<A>>>,
     cache: Mutex<Lru<Loaded<A::State>>>,
     next_id: AtomicU64,
+    /// How many times the aggregates in memory were declared stale (an erasure: they may hold
+    /// the erased person's data in plaintext). Changed under the cache's lock.
+    generation: AtomicU64,
 }
 
 impl<A: Aggregate> Pipelines<A> {
@@ -103,12 +108,17 @@ impl<A: Aggregate> Pipelines<A> {
             deciders: Mutex::default(),
             cache: Mutex::new(Lru::new(options.cache_bytes)),
             next_id: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         }
     }
 
-    /// Drops every idle aggregate (they are loaded from the log again when next needed).
+    /// Drops every aggregate held in memory: the idle ones at once, a running decider's before
+    /// its next batch (and it does not hand it to the cache). They are loaded from the log again,
+    /// opened with the keys as they are then: for erasure.
     pub(crate) fn clear_cache(&self) {
-        lock(&self.cache).clear();
+        let mut cache = lock(&self.cache);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        cache.clear();
     }
 
     /// Idle aggregates in the cache, and their approximate bytes.
@@ -180,7 +190,10 @@ impl<A: Aggregate> Pipelines<A> {
         id: u64,
         mut queue: mpsc::Receiver<Job<A>>,
     ) {
-        let mut state = lock(&self.cache).take(&stream);
+        let (mut generation, mut state) = {
+            let mut cache = lock(&self.cache);
+            (self.generation.load(Ordering::SeqCst), cache.take(&stream))
+        };
         let mut jobs = Vec::with_capacity(self.options.max_batch);
         let mut retiring = false;
         loop {
@@ -207,6 +220,12 @@ impl<A: Aggregate> Pipelines<A> {
             // since, and a refusal or a no-op is answered from this state without an append
             // that would notice. Usually one indexed read that finds nothing; in a rush it is
             // one read per batch of up to `max_batch` commands.
+            let current = self.generation.load(Ordering::SeqCst);
+            if current != generation {
+                // Declared stale since it was loaded (an erasure): read it again.
+                state = None;
+                generation = current;
+            }
             state = self.ready(&stream, state).await;
             state = self
                 .decide_batch(&stream, state, std::mem::take(&mut jobs))
@@ -214,7 +233,10 @@ impl<A: Aggregate> Pipelines<A> {
         }
         if let Some(loaded) = state {
             let size = A::size(&loaded.state);
-            lock(&self.cache).put(stream, loaded, size);
+            let mut cache = lock(&self.cache);
+            if self.generation.load(Ordering::SeqCst) == generation {
+                cache.put(stream, loaded, size);
+            }
         }
     }
 

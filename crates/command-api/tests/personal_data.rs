@@ -58,6 +58,7 @@ on_every_backend!(
     a_remembered_check_in_answer_holds_the_attendee_sealed,
     a_command_for_an_erased_address_is_refused_and_its_batch_goes_on,
     an_account_is_sealed_and_erasing_it_forgets_it_for_good,
+    a_running_decider_reads_its_aggregate_again_after_an_erasure,
 );
 
 /// A SQLite file in a directory that lives as long as the test.
@@ -644,4 +645,56 @@ async fn an_account_is_sealed_and_erasing_it_forgets_it_for_good(url: &str) {
         "an erased address cannot sign up again: {:?}",
         again.err()
     );
+}
+
+async fn a_running_decider_reads_its_aggregate_again_after_an_erasure(url: &str) {
+    let (store, vault) = open(url, 0).await;
+    // A decider that would keep its aggregate for a minute without commands.
+    let options = EngineOptions {
+        idle: std::time::Duration::from_secs(60),
+        ..EngineOptions::default()
+    };
+    let engine =
+        Engine::with_options(store.clone(), Arc::new(now), options).with_vault(vault.clone());
+    let (stream, ticket_type_id) = event(&engine, 10).await;
+    let registration_id = reserve_for_ada(&engine, &stream, ticket_type_id).await;
+    let name_on_check_in = |nonce: &str| {
+        let event = stream.clone();
+        let nonce = nonce.to_owned();
+        let engine = &engine;
+        async move {
+            let state = engine
+                .load::<EventAggregate>(&event)
+                .await
+                .expect("load")
+                .state;
+            let code = state.registrations[&registration_id].ticket_codes[0].clone();
+            let (_, answer) = engine
+                .execute::<EventAggregate>(
+                    &event,
+                    vec![EventCommand::CheckIn {
+                        ticket_code: code,
+                        nonce,
+                        scanned_at: None,
+                    }],
+                    &context(),
+                    move |_: &[EventFact], event: &Event| Answer {
+                        status: StatusCode::OK,
+                        body: json!({ "name": event.registrations[&registration_id].attendee.name }),
+                    },
+                )
+                .await
+                .expect("scanned");
+            answer.body["name"].clone()
+        }
+    };
+    assert_eq!(name_on_check_in("door-1").await, ADA);
+
+    vault
+        .erase(&vault.person_id(ADA_EMAIL))
+        .await
+        .expect("erased");
+    engine.forget_personal_data().await;
+    // The same nonce again is the same scan: no new fact, the answer from the decider's state.
+    assert_eq!(name_on_check_in("door-1").await, ERASED);
 }
