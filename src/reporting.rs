@@ -4,8 +4,9 @@
 //!   the query API's `/v1/log`, and the body of the relay's JetStream messages), read page by
 //!   page: memory stays constant whatever the log's size.
 //! - `replay` builds a standalone SQLite file holding every read model, from the configured log
-//!   or from an export, through the projector's own apply path (`ReadModels::replay`), so the
-//!   copy equals the live read models row for row.
+//!   or from an export, through the projector's own apply path (`ReadModels::replay`), opening
+//!   personal data with the configured database's keys as the projector does, so the copy
+//!   equals the live read models row for row.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -19,7 +20,7 @@ use marquee_query_api::audit::{belongs_to, write_line};
 use marquee_store::RecordedFact;
 use uuid::Uuid;
 
-use crate::{StorageArgs, open_store};
+use crate::{StorageArgs, open_store, open_vault};
 
 /// Facts read from the log per page, by both commands.
 const PAGE: usize = 5_000;
@@ -45,7 +46,7 @@ pub struct ReplayArgs {
     #[arg(long)]
     into: PathBuf,
     /// Replay this export (`marquee export`'s NDJSON; `-` for stdin) instead of the configured
-    /// log.
+    /// log. Personal data in it is still opened with the configured database's keys.
     #[arg(long)]
     from: Option<PathBuf>,
     /// Facts applied per transaction.
@@ -136,9 +137,12 @@ pub async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         std::fs::remove_file(&partial)
             .with_context(|| format!("removing the leftover {}", partial.display()))?;
     }
+    // Personal data is opened as the live projector opens it, with the keys of the configured
+    // database: the copy then equals the live read models (erased persons read as erased).
     let read = ReadModels::connect(&format!("sqlite://{}", partial.display()))
         .await
-        .with_context(|| format!("creating {}", partial.display()))?;
+        .with_context(|| format!("creating {}", partial.display()))?
+        .with_vault(open_vault(&args.storage).await?);
     let mut replay = read
         .replay()
         .await

@@ -40,6 +40,7 @@
 
 mod as_of;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -55,7 +56,6 @@ use futures::{Stream, StreamExt};
 use marquee_domain::{OrganizationId, UserId};
 use marquee_store::{EventStore, RecordedFact, StoreError};
 use serde::Serialize;
-use std::sync::Arc;
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -374,13 +374,12 @@ async fn log_live(
 /// One fact as an SSE event: `id:` its position, `event:` its type, `data:` its line.
 fn sse_event(fact: &RecordedFact) -> Result<Event, StoreError> {
     let data = serde_json::to_string(fact).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let event = Event::default().id(fact.position.to_string()).data(data);
+    let mut event = Event::default().id(fact.position.to_string());
     // A field value cannot hold a line break; a type with one (a corrupt log) goes unnamed.
-    if fact.fact_type.contains(['\r', '\n']) {
-        Ok(event)
-    } else {
-        Ok(event.event(&fact.fact_type))
+    if !fact.fact_type.contains(['\r', '\n']) {
+        event = event.event(&fact.fact_type);
     }
+    Ok(event.data(data))
 }
 
 /// The query's pairs, each checked to be one of `known` and given at most once.
