@@ -727,6 +727,31 @@ impl World {
                 json!({ "ticket_type_id": sold, "attendee": { "name": "W", "email": "w@example.com" } }),
             )
             .await;
+        // A place with an open offer, for the claim route: a one-seat ticket type, taken, a
+        // place in its line, then the seat freed.
+        let offered = self
+            .setup(Method::POST, &types, ticket("Offered", 0, 1))
+            .await;
+        let offered = text(&offered, "ticket_type_id");
+        let taken = self
+            .setup(Method::POST, &reservations, reserve(&offered, 6))
+            .await;
+        let offered_entry = self
+            .setup(
+                Method::POST,
+                &format!("/v1/events/{event}/waitlist"),
+                json!({ "ticket_type_id": offered, "attendee": { "name": "O", "email": "o@example.com" } }),
+            )
+            .await;
+        self.setup(
+            Method::POST,
+            &format!(
+                "/v1/events/{event}/reservations/{}/cancel",
+                text(&taken, "registration_id")
+            ),
+            json!({}),
+        )
+        .await;
         let code = registration["ticket_codes"][0]
             .as_str()
             .expect("code")
@@ -797,7 +822,10 @@ impl World {
                     text(&other_hold, "registration_id"),
                 ],
             ),
-            ("entry", vec![text(&entry, "entry_id")]),
+            (
+                "entry",
+                vec![text(&entry, "entry_id"), text(&offered_entry, "entry_id")],
+            ),
             ("code", vec![code, scanned_code]),
         ]);
     }

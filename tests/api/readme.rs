@@ -37,6 +37,15 @@ fn walkthrough() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_walkthrough_works_as_written() {
     let app = spawn_app_with(AppOptions::new(Backend::Sqlite).first_run_defaults()).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(app.data_dir().join("admin-password"))
+            .expect("the first run wrote the owner's password")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "only its owner may read it: {mode:o}");
+    }
     let scratch = tempfile::tempdir().expect("dir");
     let script = walkthrough()
         .replace("http://127.0.0.1:8080", &app.command_url)
