@@ -549,7 +549,7 @@ async fn bootstrap(
     .map_err(|e| anyhow::anyhow!("creating the first owner account: {e}"))?;
     if let Some((_, organization_id)) = created {
         println!(
-            "marquee: first run: owner account {} created in organization {organization_id}              (password: {from}); sign in with POST /v1/auth/login",
+            "marquee: first run: owner account {} created in organization {organization_id} (password: {from}); sign in with POST /v1/auth/login",
             auth.admin_email
         );
     }

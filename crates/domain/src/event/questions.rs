@@ -238,10 +238,7 @@ fn check_answer(
                 return Ok(None);
             }
             if !options.contains(&choice) {
-                return Err(invalid_answer(
-                    id,
-                    format!("{choice:?} is not one of the options"),
-                ));
+                return Err(invalid_answer(id, "is not one of the options".to_owned()));
             }
             Ok(Some(AnswerValue::One(choice)))
         }
@@ -255,13 +252,10 @@ fn check_answer(
             for choice in choices {
                 let choice = choice.trim().to_owned();
                 if !options.contains(&choice) {
-                    return Err(invalid_answer(
-                        id,
-                        format!("{choice:?} is not one of the options"),
-                    ));
+                    return Err(invalid_answer(id, "is not one of the options".to_owned()));
                 }
                 if !seen.insert(choice.clone()) {
-                    return Err(invalid_answer(id, format!("{choice:?} is chosen twice")));
+                    return Err(invalid_answer(id, "chooses an option twice".to_owned()));
                 }
                 checked.push(choice);
             }
@@ -275,7 +269,7 @@ fn check_answer(
             if !COUNTRY_CODES.contains(&code.as_str()) {
                 return Err(invalid_answer(
                     id,
-                    format!("{code:?} is not an ISO 3166-1 alpha-2 country code"),
+                    "is not an ISO 3166-1 alpha-2 country code".to_owned(),
                 ));
             }
             Ok(Some(AnswerValue::One(code)))
@@ -288,7 +282,7 @@ fn check_answer(
             if !AGE_RANGES.contains(&range.as_str()) {
                 return Err(invalid_answer(
                     id,
-                    format!("{range:?} is not one of {}", AGE_RANGES.join(", ")),
+                    format!("must be one of {}", AGE_RANGES.join(", ")),
                 ));
             }
             Ok(Some(AnswerValue::One(range)))
