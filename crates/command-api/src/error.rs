@@ -179,7 +179,8 @@ impl ApiError {
                 }
                 OrganizationError::NotFound
                 | OrganizationError::NotAMember
-                | OrganizationError::TokenNotFound => {
+                | OrganizationError::TokenNotFound
+                | OrganizationError::WebhookNotFound => {
                     Problem::new(S::NOT_FOUND, "not_found", "Not found")
                 }
                 OrganizationError::LastOwner => {

@@ -118,6 +118,10 @@ struct PolicyBody {
     /// Most seats per attendee (e-mail address); 0 removes the limit.
     #[serde(default)]
     max_per_attendee: Option<u32>,
+    /// Reminders before the start, in seconds before it (default `[86400, 3600]`); `[]` turns
+    /// them off.
+    #[serde(default)]
+    reminder_offsets_seconds: Option<Vec<u32>>,
 }
 
 impl PolicyBody {
@@ -128,6 +132,7 @@ impl PolicyBody {
             offer_seconds: self.offer_seconds,
             cancellation_deadline: self.cancellation_deadline,
             max_per_attendee: self.max_per_attendee,
+            reminder_offsets_seconds: self.reminder_offsets_seconds.clone(),
         };
         (change != PolicyChange::default()).then_some(EventCommand::ChangePolicy(change))
     }

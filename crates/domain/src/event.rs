@@ -47,6 +47,12 @@ pub const MAX_WINDOW_SECONDS: u32 = 7 * 24 * 60 * 60;
 pub const MAX_NONCE_LEN: usize = 128;
 /// How far in the future a door scanner's clock may be before its `scanned_at` is refused.
 pub const SCAN_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+/// Reminders before the start when the organizer sets nothing: 24 hours and 1 hour before.
+pub const DEFAULT_REMINDER_OFFSETS: [u32; 2] = [24 * 60 * 60, 60 * 60];
+/// Most reminders one event may have.
+pub const MAX_REMINDERS: usize = 5;
+/// Earliest reminder an organizer may set: 30 days before the start.
+pub const MAX_REMINDER_OFFSET: u32 = 30 * 24 * 60 * 60;
 
 /// Where an event is in its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -176,6 +182,14 @@ pub struct EventPolicy {
     pub cancellation_deadline: Option<Timestamp>,
     /// Most seats one attendee (by e-mail address) may hold or have confirmed; `None` for no limit.
     pub max_per_attendee: Option<u32>,
+    /// When attendees are reminded, in seconds before the start, latest first (largest offset
+    /// first), distinct; empty for no reminders. Default [`DEFAULT_REMINDER_OFFSETS`].
+    #[serde(default = "default_reminder_offsets")]
+    pub reminder_offsets_seconds: Vec<u32>,
+}
+
+fn default_reminder_offsets() -> Vec<u32> {
+    DEFAULT_REMINDER_OFFSETS.to_vec()
 }
 
 impl Default for EventPolicy {
@@ -185,8 +199,20 @@ impl Default for EventPolicy {
             offer_seconds: DEFAULT_OFFER_SECONDS,
             cancellation_deadline: None,
             max_per_attendee: None,
+            reminder_offsets_seconds: default_reminder_offsets(),
         }
     }
+}
+
+/// A reminder before an event's start: `offset_seconds` before `starts_at`, due at `due_at`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScheduledReminder {
+    /// How long before the start, in seconds.
+    pub offset_seconds: u32,
+    /// The start it reminds of.
+    pub starts_at: Timestamp,
+    /// `starts_at - offset_seconds`.
+    pub due_at: Timestamp,
 }
 
 /// Changes to an event's policy; `None` leaves a field as it is.
@@ -204,6 +230,10 @@ pub struct PolicyChange {
     /// New per-attendee limit; `Some(0)` removes the limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_per_attendee: Option<u32>,
+    /// New reminder offsets, in seconds before the start (each 1 second to 30 days, at most
+    /// five); `Some(vec![])` turns reminders off. Stored distinct, largest first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reminder_offsets_seconds: Option<Vec<u32>>,
 }
 
 /// Where a waitlist entry is in its life.
@@ -326,7 +356,8 @@ pub enum RefundReason {
 ///
 /// 3: `seats_by_attendee` is no longer stored (it is keyed by e-mail address, which a snapshot
 /// may only hold sealed); [`Event::recount_seats_by_attendee`] derives it after loading.
-pub const STATE_SCHEMA_VERSION: u32 = 3;
+/// 4: reminders (`policy.reminder_offsets_seconds`, `scheduled_reminder`, `last_reminder`).
+pub const STATE_SCHEMA_VERSION: u32 = 4;
 
 /// What is known about an event, folded from its facts. `Event::default()` is "no such event".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -378,6 +409,14 @@ pub struct Event {
     /// [`Event::recount_seats_by_attendee`].
     #[serde(skip)]
     pub seats_by_attendee: BTreeMap<String, u32>,
+    /// The next reminder as last recorded (`ReminderScheduled`): what the scheduler's timer for
+    /// this event says. `None` when no reminder is pending.
+    #[serde(default)]
+    pub scheduled_reminder: Option<ScheduledReminder>,
+    /// The last reminder that was due (`ReminderDue`): reminders go out latest-offset first, so
+    /// for the same start only smaller offsets are still to come.
+    #[serde(default)]
+    pub last_reminder: Option<ScheduledReminder>,
 }
 
 impl Event {
@@ -687,6 +726,10 @@ pub enum EventCommand {
         entry_id: WaitlistEntryId,
         holder: UserId,
     },
+    /// Record the reminder that is due now, if one is (issued by the scheduler when the event's
+    /// reminder timer fires). Of several due at once only the latest (smallest offset) goes
+    /// out; a reminder is recorded once per start and offset; none once the event started.
+    RemindAttendees,
 }
 
 /// Facts of the event aggregate.
@@ -891,6 +934,17 @@ pub enum EventFact {
         entry_id: WaitlistEntryId,
         holder: UserId,
     },
+    /// The event's next reminder changed: due at `reminder.due_at`, or `None` when no reminder
+    /// is pending any more (all sent, none configured, the event cancelled or started). It
+    /// follows the fact that changed it (publication, new times or offsets, a reminder sent).
+    ReminderScheduled { reminder: Option<ScheduledReminder> },
+    /// Attendees are reminded: the event starts at `starts_at`, `offset_seconds` from `due_at`.
+    ReminderDue {
+        offset_seconds: u32,
+        starts_at: Timestamp,
+        due_at: Timestamp,
+        reminded_at: Timestamp,
+    },
 }
 
 impl FactCodec for EventFact {
@@ -1044,7 +1098,113 @@ pub const MAX_EMAIL_LEN: usize = 254;
 /// Checks run in the order that gives the caller the most useful answer first: whether the
 /// event exists and is in a state that allows the command, then the request's own fields, and
 /// only then rules that depend on what others did (seats left).
+///
+/// Commands that can move the event's next reminder (publishing, cancelling, new times or
+/// reminder offsets, a reminder going out) end with `ReminderScheduled` when it moved, so the
+/// scheduler's timer for the event always says what [`next_reminder`] says.
 pub fn decide(
+    state: &Event,
+    command: EventCommand,
+    now: Timestamp,
+) -> Result<Vec<EventFact>, EventError> {
+    let reschedules = matches!(
+        command,
+        EventCommand::Publish
+            | EventCommand::Cancel { .. }
+            | EventCommand::UpdateDetails(_)
+            | EventCommand::ChangePolicy(_)
+            | EventCommand::Reschedule { .. }
+            | EventCommand::RemindAttendees
+    );
+    let fired = command == EventCommand::RemindAttendees;
+    let facts = decide_command(state, command, now)?;
+    if !reschedules || facts.is_empty() && state.scheduled_reminder.is_none() {
+        return Ok(facts);
+    }
+    Ok(with_next_reminder(state, facts, now, fired))
+}
+
+/// `facts`, followed by `ReminderScheduled` when they move the event's next reminder away from
+/// the one last recorded — or, for the reminder timer itself (`fired`), whenever the timer no
+/// longer says what is next, so a timer that fires for nothing (the event started, the
+/// reminder was sent) is cleared. The rare commands that get here pay for one copy of the
+/// state.
+fn with_next_reminder(
+    state: &Event,
+    mut facts: Vec<EventFact>,
+    now: Timestamp,
+    fired: bool,
+) -> Vec<EventFact> {
+    let before = next_reminder(state, now);
+    let after = facts.iter().fold(state.clone(), evolve);
+    let next = next_reminder(&after, now);
+    if next != after.scheduled_reminder && (fired || next != before) {
+        facts.push(EventFact::ReminderScheduled { reminder: next });
+    }
+    facts
+}
+
+/// The event's next reminder at `now`: the largest configured offset not yet sent for the
+/// current start, while the event is published and has not started. It may be due already
+/// (an event published less than a day before it starts): the scheduler then fires at once.
+pub fn next_reminder(state: &Event, now: Timestamp) -> Option<ScheduledReminder> {
+    if state.status != EventStatus::Published {
+        return None;
+    }
+    let starts_at = state.starts_at.filter(|starts_at| now < *starts_at)?;
+    let offset = pending_reminders(state, starts_at).max()?;
+    Some(reminder_at(starts_at, offset))
+}
+
+/// The configured offsets still to come for `starts_at`: all of them after a new start, else
+/// those smaller than the last one sent.
+fn pending_reminders(state: &Event, starts_at: Timestamp) -> impl Iterator<Item = u32> + '_ {
+    let last = state
+        .last_reminder
+        .filter(|last| last.starts_at == starts_at)
+        .map(|last| last.offset_seconds);
+    state
+        .policy
+        .reminder_offsets_seconds
+        .iter()
+        .copied()
+        .filter(move |offset| last.is_none_or(|last| *offset < last))
+}
+
+fn reminder_at(starts_at: Timestamp, offset_seconds: u32) -> ScheduledReminder {
+    ScheduledReminder {
+        offset_seconds,
+        starts_at,
+        due_at: starts_at - chrono::TimeDelta::seconds(i64::from(offset_seconds)),
+    }
+}
+
+/// `RemindAttendees`: the reminder due now, if any — of several due at once (the scheduler was
+/// down, or the event was published late) only the latest, the one with the smallest offset.
+fn remind(state: &Event, now: Timestamp) -> Vec<EventFact> {
+    let Some(starts_at) = state
+        .starts_at
+        .filter(|starts_at| state.status == EventStatus::Published && now < *starts_at)
+    else {
+        return vec![];
+    };
+    pending_reminders(state, starts_at)
+        .filter(|offset| reminder_at(starts_at, *offset).due_at <= now)
+        .min()
+        .map(|offset| {
+            let reminder = reminder_at(starts_at, offset);
+            EventFact::ReminderDue {
+                offset_seconds: offset,
+                starts_at,
+                due_at: reminder.due_at,
+                reminded_at: now,
+            }
+        })
+        .into_iter()
+        .collect()
+}
+
+fn decide_command(
     state: &Event,
     command: EventCommand,
     now: Timestamp,
@@ -1350,6 +1510,7 @@ pub fn decide(
                 Some(_) => Err(invalid("holder", "a waitlist entry's holder never changes")),
             }
         }
+        EventCommand::RemindAttendees => Ok(remind(existing(state)?, now)),
     }
 }
 
@@ -1378,8 +1539,13 @@ fn change_policy(state: &Event, change: PolicyChange) -> Result<Vec<EventFact>, 
             ),
         ));
     }
+    let reminders = change
+        .reminder_offsets_seconds
+        .map(check_reminder_offsets)
+        .transpose()?;
     let current = &state.policy;
     let changed = PolicyChange {
+        reminder_offsets_seconds: reminders.filter(|v| *v != current.reminder_offsets_seconds),
         hold_seconds: change.hold_seconds.filter(|v| *v != current.hold_seconds),
         offer_seconds: change.offer_seconds.filter(|v| *v != current.offer_seconds),
         cancellation_deadline: change
@@ -1393,6 +1559,29 @@ fn change_policy(state: &Event, change: PolicyChange) -> Result<Vec<EventFact>, 
         return Ok(vec![]);
     }
     Ok(vec![EventFact::EventPolicyChanged(changed)])
+}
+
+/// Reminder offsets: each 1 second to 30 days, at most [`MAX_REMINDERS`]; distinct and largest
+/// first once checked.
+fn check_reminder_offsets(mut offsets: Vec<u32>) -> Result<Vec<u32>, EventError> {
+    if offsets
+        .iter()
+        .any(|offset| !(1..=MAX_REMINDER_OFFSET).contains(offset))
+    {
+        return Err(invalid(
+            "reminder_offsets_seconds",
+            format!("each must be between 1 and {MAX_REMINDER_OFFSET} seconds"),
+        ));
+    }
+    offsets.sort_unstable_by(|a, b| b.cmp(a));
+    offsets.dedup();
+    if offsets.len() > MAX_REMINDERS {
+        return Err(invalid(
+            "reminder_offsets_seconds",
+            format!("at most {MAX_REMINDERS} reminders"),
+        ));
+    }
+    Ok(offsets)
 }
 
 /// `UpdateDetails`: validates every field present, then keeps only those that change.
@@ -1825,6 +2014,22 @@ pub fn evolve(mut state: Event, fact: &EventFact) -> Event {
             if let Some(max) = change.max_per_attendee {
                 state.policy.max_per_attendee = (max > 0).then_some(max);
             }
+            if let Some(offsets) = &change.reminder_offsets_seconds {
+                state.policy.reminder_offsets_seconds = offsets.clone();
+            }
+        }
+        EventFact::ReminderScheduled { reminder } => state.scheduled_reminder = *reminder,
+        EventFact::ReminderDue {
+            offset_seconds,
+            starts_at,
+            due_at,
+            ..
+        } => {
+            state.last_reminder = Some(ScheduledReminder {
+                offset_seconds: *offset_seconds,
+                starts_at: *starts_at,
+                due_at: *due_at,
+            });
         }
         EventFact::RegistrationQuestionsSet { questions } => state.questions = questions.clone(),
         EventFact::EventRescheduled {
@@ -2268,6 +2473,8 @@ mod tests_check_in;
 mod tests_erasure;
 #[cfg(test)]
 mod tests_questions;
+#[cfg(test)]
+mod tests_reminders;
 #[cfg(test)]
 mod tests_ticketing;
 #[cfg(test)]

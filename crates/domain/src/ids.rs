@@ -49,6 +49,11 @@ uuid_id!(
     "event"
 );
 uuid_id!(
+    /// Identifies a webhook endpoint inside one organization.
+    WebhookId,
+    "webhook"
+);
+uuid_id!(
     /// Identifies a ticket type inside one event.
     TicketTypeId,
     "ticket-type"

@@ -19,7 +19,7 @@ pub mod venue;
 pub use codec::{DecodeError, FactCodec};
 pub use ids::{
     ApiTokenId, EventId, OrganizationId, PaymentId, RegistrationId, TicketCode, TicketTypeId,
-    UserId, VenueId, WaitlistEntryId,
+    UserId, VenueId, WaitlistEntryId, WebhookId,
 };
 pub use money::Money;
 

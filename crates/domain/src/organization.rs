@@ -6,17 +6,77 @@
 //! command was authorized for; the venue and event aggregates need not know.
 //!
 //! An API token's secret never appears here: only its id, name and roles (`marquee-auth` keeps
-//! the secret's hash).
+//! the secret's hash). Likewise a webhook endpoint: its URL and the fact types it receives are
+//! facts, its signing secret is kept by the notifier (sealed), never in the log.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::event::MAX_SHORT_TEXT;
-use crate::{ApiTokenId, FactCodec, OrganizationId, Timestamp, UserId};
+use crate::{ApiTokenId, FactCodec, OrganizationId, Timestamp, UserId, WebhookId};
 
-/// Version of [`Organization`]'s serialized shape, for snapshots.
-pub const STATE_SCHEMA_VERSION: u32 = 1;
+/// Version of [`Organization`]'s serialized shape, for snapshots. 2: webhook endpoints.
+pub const STATE_SCHEMA_VERSION: u32 = 2;
+
+/// Longest accepted webhook URL, in characters.
+pub const MAX_WEBHOOK_URL: usize = 2_000;
+/// Most fact types one webhook endpoint may name.
+pub const MAX_WEBHOOK_FACT_TYPES: usize = 100;
+/// Most live webhook endpoints one organization may have.
+pub const MAX_WEBHOOKS: usize = 20;
+/// The fact type a webhook endpoint names to receive every fact of its organization.
+pub const EVERY_FACT_TYPE: &str = "*";
+
+/// The facts a webhook endpoint may ask for: every fact of the aggregates an organization owns
+/// (venues, events and the organization itself). Account facts are nobody else's business.
+pub const WEBHOOK_FACT_TYPES: &[&str] = &[
+    "VenueCreated",
+    "VenueRenamed",
+    "VenueCapacityChanged",
+    "EventBooked",
+    "EventReleased",
+    "EventDrafted",
+    "EventDetailsUpdated",
+    "TicketTypeAdded",
+    "EventPublished",
+    "EventCancelled",
+    "EventCapacityChanged",
+    "RegistrationConfirmed",
+    "RegistrationCancelled",
+    "EventPolicyChanged",
+    "RegistrationQuestionsSet",
+    "EventRescheduled",
+    "SeatsHeld",
+    "AnswersGiven",
+    "PaymentPending",
+    "PaymentDeclined",
+    "PaymentReceived",
+    "HoldConfirmed",
+    "HoldExpired",
+    "RefundDue",
+    "RefundCompleted",
+    "WaitlistJoined",
+    "WaitlistOfferMade",
+    "WaitlistOfferExpired",
+    "WaitlistOfferClaimed",
+    "WaitlistLeft",
+    "TicketCheckedIn",
+    "CheckInReverted",
+    "RegistrationHolderRecorded",
+    "WaitlistHolderRecorded",
+    "ReminderScheduled",
+    "ReminderDue",
+    "OrganizationCreated",
+    "OrganizationRenamed",
+    "MemberAdded",
+    "MemberRoleChanged",
+    "MemberRemoved",
+    "ApiTokenCreated",
+    "ApiTokenRevoked",
+    "WebhookEndpointAdded",
+    "WebhookEndpointRemoved",
+];
 
 /// What a member (or an API token) may do inside an organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -96,6 +156,20 @@ pub struct Organization {
     pub members: BTreeMap<UserId, Role>,
     /// API tokens ever made, by id.
     pub tokens: BTreeMap<ApiTokenId, ApiToken>,
+    /// Webhook endpoints ever added, by id.
+    #[serde(default)]
+    pub webhooks: BTreeMap<WebhookId, WebhookEndpoint>,
+}
+
+/// A webhook endpoint as the organization knows it (its secret is the notifier's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookEndpoint {
+    /// Where deliveries are posted.
+    pub url: String,
+    /// The fact types it receives; [`EVERY_FACT_TYPE`] for all.
+    pub fact_types: BTreeSet<String>,
+    /// Whether it was removed.
+    pub removed: bool,
 }
 
 impl Organization {
@@ -153,6 +227,15 @@ pub enum OrganizationCommand {
     },
     /// Revoke an API token.
     RevokeApiToken { token_id: ApiTokenId },
+    /// Add a webhook endpoint receiving the organization's facts of `fact_types`.
+    AddWebhook {
+        webhook_id: WebhookId,
+        url: String,
+        fact_types: BTreeSet<String>,
+        created_by: Option<UserId>,
+    },
+    /// Remove a webhook endpoint: nothing more is delivered to it.
+    RemoveWebhook { webhook_id: WebhookId },
 }
 
 /// Facts of the organization aggregate.
@@ -186,6 +269,19 @@ pub enum OrganizationFact {
     ApiTokenRevoked {
         token_id: ApiTokenId,
         revoked_at: Timestamp,
+    },
+    /// A webhook endpoint was added (its signing secret is never recorded).
+    WebhookEndpointAdded {
+        webhook_id: WebhookId,
+        url: String,
+        fact_types: BTreeSet<String>,
+        created_by: Option<UserId>,
+        created_at: Timestamp,
+    },
+    /// A webhook endpoint was removed.
+    WebhookEndpointRemoved {
+        webhook_id: WebhookId,
+        removed_at: Timestamp,
     },
 }
 
@@ -224,6 +320,9 @@ pub enum OrganizationError {
     /// No such API token (`not_found`).
     #[error("API token not found")]
     TokenNotFound,
+    /// No such webhook endpoint (`not_found`).
+    #[error("webhook endpoint not found")]
+    WebhookNotFound,
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> OrganizationError {
@@ -354,7 +453,100 @@ pub fn decide(
                 revoked_at: now,
             }])
         }
+        OrganizationCommand::AddWebhook {
+            webhook_id,
+            url,
+            fact_types,
+            created_by,
+        } => {
+            let state = existing(state)?;
+            if state.webhooks.contains_key(&webhook_id) {
+                return Err(invalid("webhook_id", "is already used"));
+            }
+            let url = check_webhook_url(&url)?;
+            let fact_types = check_fact_types(fact_types)?;
+            if state.webhooks.values().filter(|w| !w.removed).count() >= MAX_WEBHOOKS {
+                return Err(invalid(
+                    "webhooks",
+                    format!("an organization has at most {MAX_WEBHOOKS} webhook endpoints"),
+                ));
+            }
+            Ok(vec![OrganizationFact::WebhookEndpointAdded {
+                webhook_id,
+                url,
+                fact_types,
+                created_by,
+                created_at: now,
+            }])
+        }
+        OrganizationCommand::RemoveWebhook { webhook_id } => {
+            let state = existing(state)?;
+            let webhook = state
+                .webhooks
+                .get(&webhook_id)
+                .ok_or(OrganizationError::WebhookNotFound)?;
+            if webhook.removed {
+                return Ok(vec![]);
+            }
+            Ok(vec![OrganizationFact::WebhookEndpointRemoved {
+                webhook_id,
+                removed_at: now,
+            }])
+        }
     }
+}
+
+/// An absolute `http` or `https` URL with a host, without spaces or a fragment. Whether
+/// anything answers there is the notifier's business.
+pub fn check_webhook_url(url: &str) -> Result<String, OrganizationError> {
+    let url = url.trim();
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| invalid("url", "must be an http:// or https:// URL"))?;
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    let host = host.rsplit('@').next().unwrap_or_default();
+    if host.is_empty() || host.starts_with(':') {
+        return Err(invalid("url", "must name a host"));
+    }
+    if url.chars().count() > MAX_WEBHOOK_URL {
+        return Err(invalid(
+            "url",
+            format!("must be at most {MAX_WEBHOOK_URL} characters"),
+        ));
+    }
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) || url.contains('#') {
+        return Err(invalid("url", "must not contain whitespace or a fragment"));
+    }
+    Ok(url.to_owned())
+}
+
+/// At least one, each a known fact type ([`WEBHOOK_FACT_TYPES`]) or [`EVERY_FACT_TYPE`].
+fn check_fact_types(fact_types: BTreeSet<String>) -> Result<BTreeSet<String>, OrganizationError> {
+    if fact_types.is_empty() {
+        return Err(invalid("fact_types", "must name at least one fact type"));
+    }
+    if fact_types.len() > MAX_WEBHOOK_FACT_TYPES {
+        return Err(invalid(
+            "fact_types",
+            format!("at most {MAX_WEBHOOK_FACT_TYPES} fact types"),
+        ));
+    }
+    if let Some(unknown) = fact_types
+        .iter()
+        .find(|t| *t != EVERY_FACT_TYPE && !WEBHOOK_FACT_TYPES.contains(&t.as_str()))
+    {
+        return Err(invalid(
+            "fact_types",
+            format!("unknown fact type {unknown:?} (\"*\" for every one)"),
+        ));
+    }
+    Ok(fact_types)
+}
+
+/// Whether an endpoint asking for `fact_types` receives facts of type `fact_type`.
+pub fn webhook_receives(fact_types: &BTreeSet<String>, fact_type: &str) -> bool {
+    fact_types.contains(EVERY_FACT_TYPE) || fact_types.contains(fact_type)
 }
 
 /// Folds one fact into the organization. Never fails: facts already happened.
@@ -397,6 +589,26 @@ pub fn evolve(mut state: Organization, fact: &OrganizationFact) -> Organization 
         OrganizationFact::ApiTokenRevoked { token_id, .. } => {
             if let Some(token) = state.tokens.get_mut(token_id) {
                 token.revoked = true;
+            }
+        }
+        OrganizationFact::WebhookEndpointAdded {
+            webhook_id,
+            url,
+            fact_types,
+            ..
+        } => {
+            state
+                .webhooks
+                .entry(*webhook_id)
+                .or_insert(WebhookEndpoint {
+                    url: url.clone(),
+                    fact_types: fact_types.clone(),
+                    removed: false,
+                });
+        }
+        OrganizationFact::WebhookEndpointRemoved { webhook_id, .. } => {
+            if let Some(webhook) = state.webhooks.get_mut(webhook_id) {
+                webhook.removed = true;
             }
         }
     }
@@ -531,5 +743,76 @@ mod tests {
             );
         }
         assert!("admin".parse::<Role>().is_err());
+    }
+
+    fn hook() -> WebhookId {
+        WebhookId(Uuid::from_u128(0x40))
+    }
+
+    fn add_hook(url: &str, types: &[&str]) -> OrganizationCommand {
+        OrganizationCommand::AddWebhook {
+            webhook_id: hook(),
+            url: url.into(),
+            fact_types: types.iter().map(|t| (*t).to_owned()).collect(),
+            created_by: Some(ada()),
+        }
+    }
+
+    #[test]
+    fn a_webhook_endpoint_is_recorded_without_a_secret_and_removed_once() {
+        let added = OrganizationFact::WebhookEndpointAdded {
+            webhook_id: hook(),
+            url: "https://hooks.example.org/in".into(),
+            fact_types: ["RegistrationConfirmed".to_owned()].into_iter().collect(),
+            created_by: Some(ada()),
+            created_at: now(),
+        };
+        given([created()])
+            .when(add_hook(
+                " https://hooks.example.org/in ",
+                &["RegistrationConfirmed"],
+            ))
+            .then([added.clone()]);
+        given([created(), added.clone()])
+            .when(OrganizationCommand::RemoveWebhook { webhook_id: hook() })
+            .then([OrganizationFact::WebhookEndpointRemoved {
+                webhook_id: hook(),
+                removed_at: now(),
+            }]);
+        let removed = OrganizationFact::WebhookEndpointRemoved {
+            webhook_id: hook(),
+            removed_at: now(),
+        };
+        given([created(), added, removed])
+            .when(OrganizationCommand::RemoveWebhook { webhook_id: hook() })
+            .then_nothing();
+        given([created()])
+            .when(OrganizationCommand::RemoveWebhook { webhook_id: hook() })
+            .then_err(OrganizationError::WebhookNotFound);
+    }
+
+    #[test]
+    fn a_webhook_needs_an_http_url_and_known_fact_types() {
+        let invalid = |field: &'static str| move |e: &OrganizationError| matches!(e, OrganizationError::Invalid { field: f, .. } if *f == field);
+        for url in [
+            "ftp://x.org/",
+            "https://",
+            "hooks.example.org",
+            "https://a b.org/",
+            "https://x.org/#f",
+        ] {
+            given([created()])
+                .when(add_hook(url, &["*"]))
+                .then_err_matches(invalid("url"));
+        }
+        given([created()])
+            .when(add_hook("http://127.0.0.1:9/x", &[]))
+            .then_err_matches(invalid("fact_types"));
+        given([created()])
+            .when(add_hook("http://127.0.0.1:9/x", &["UserRegistered"]))
+            .then_err_matches(invalid("fact_types"));
+        given([created()])
+            .when(add_hook("http://127.0.0.1:9/x", &["*"]))
+            .then_facts();
     }
 }

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, TimeDelta};
 use marquee_domain::event::{
     AnswerValue, Attendee, DetailsChange, EventFact, PolicyChange, Question, QuestionKind,
-    RefundReason,
+    RefundReason, ScheduledReminder,
 };
 use marquee_domain::organization::{OrganizationFact, Role};
 use marquee_domain::user::UserFact;
 use marquee_domain::venue::VenueFact;
 use marquee_domain::{
     ApiTokenId, DecodeError, EventId, FactCodec, Money, OrganizationId, PaymentId, RegistrationId,
-    TicketCode, TicketTypeId, Timestamp, UserId, VenueId, WaitlistEntryId,
+    TicketCode, TicketTypeId, Timestamp, UserId, VenueId, WaitlistEntryId, WebhookId,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -226,6 +226,7 @@ fn event_samples() -> Vec<EventFact> {
         EventFact::EventPolicyChanged(PolicyChange {
             hold_seconds: Some(600),
             max_per_attendee: Some(4),
+            reminder_offsets_seconds: Some(vec![86_400, 7_200]),
             ..PolicyChange::default()
         }),
         EventFact::RegistrationQuestionsSet {
@@ -375,6 +376,19 @@ fn event_samples() -> Vec<EventFact> {
             entry_id,
             holder: UserId(Uuid::from_u128(6)),
         },
+        EventFact::ReminderScheduled {
+            reminder: Some(ScheduledReminder {
+                offset_seconds: 3_600,
+                starts_at: at(7_200),
+                due_at: at(3_600),
+            }),
+        },
+        EventFact::ReminderDue {
+            offset_seconds: 3_600,
+            starts_at: at(7_200),
+            due_at: at(3_600),
+            reminded_at: at(3_601),
+        },
     ];
     for sample in &samples {
         match sample {
@@ -406,7 +420,9 @@ fn event_samples() -> Vec<EventFact> {
             | EventFact::TicketCheckedIn { .. }
             | EventFact::CheckInReverted { .. }
             | EventFact::RegistrationHolderRecorded { .. }
-            | EventFact::WaitlistHolderRecorded { .. } => {}
+            | EventFact::WaitlistHolderRecorded { .. }
+            | EventFact::ReminderScheduled { .. }
+            | EventFact::ReminderDue { .. } => {}
         }
     }
     samples
@@ -488,6 +504,22 @@ fn organization_samples() -> Vec<OrganizationFact> {
             token_id: token,
             revoked_at: at(2),
         },
+        OrganizationFact::WebhookEndpointAdded {
+            webhook_id: WebhookId(Uuid::from_u128(10)),
+            url: "https://hooks.example.org/marquee".into(),
+            fact_types: [
+                "RegistrationConfirmed".to_owned(),
+                "EventCancelled".to_owned(),
+            ]
+            .into_iter()
+            .collect(),
+            created_by: Some(user),
+            created_at: at(3),
+        },
+        OrganizationFact::WebhookEndpointRemoved {
+            webhook_id: WebhookId(Uuid::from_u128(10)),
+            removed_at: at(4),
+        },
     ];
     for sample in &samples {
         match sample {
@@ -497,7 +529,9 @@ fn organization_samples() -> Vec<OrganizationFact> {
             | OrganizationFact::MemberRoleChanged { .. }
             | OrganizationFact::MemberRemoved { .. }
             | OrganizationFact::ApiTokenCreated { .. }
-            | OrganizationFact::ApiTokenRevoked { .. } => {}
+            | OrganizationFact::ApiTokenRevoked { .. }
+            | OrganizationFact::WebhookEndpointAdded { .. }
+            | OrganizationFact::WebhookEndpointRemoved { .. } => {}
         }
     }
     samples
@@ -510,7 +544,7 @@ fn every_user_fixture_decodes_and_re_encodes_unchanged() {
 
 #[test]
 fn every_organization_fixture_decodes_and_re_encodes_unchanged() {
-    assert_eq!(every_fixture_round_trips::<OrganizationFact>(), 7);
+    assert_eq!(every_fixture_round_trips::<OrganizationFact>(), 9);
 }
 
 #[test]
@@ -526,7 +560,7 @@ fn every_venue_fixture_decodes_and_re_encodes_unchanged() {
 
 #[test]
 fn every_event_fixture_decodes_and_re_encodes_unchanged() {
-    assert_eq!(every_fixture_round_trips::<EventFact>(), 29);
+    assert_eq!(every_fixture_round_trips::<EventFact>(), 31);
 }
 
 #[test]
@@ -673,4 +707,18 @@ fn a_fixture_body_may_omit_optional_fields() {
         ),
         "{fact:?}"
     );
+}
+
+#[test]
+fn a_webhook_can_ask_for_exactly_the_fact_types_an_organization_owns() {
+    let owned: BTreeSet<String> = ["venue", "event", "organization"]
+        .into_iter()
+        .flat_map(fixtures)
+        .map(|(_, fixture)| fixture.fact_type)
+        .collect();
+    let offered: BTreeSet<String> = marquee_domain::organization::WEBHOOK_FACT_TYPES
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
+    assert_eq!(offered, owned);
 }

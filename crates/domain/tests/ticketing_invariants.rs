@@ -204,6 +204,7 @@ impl Session {
                 offer_seconds: Some(OFFER_SECONDS),
                 cancellation_deadline: None,
                 max_per_attendee: Some(limit.unwrap_or(0)),
+                reminder_offsets_seconds: None,
             }),
             EventCommand::Publish,
         ];

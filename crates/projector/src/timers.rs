@@ -6,6 +6,7 @@
 //! | `expire_hold` | registration id | `SeatsHeld` | its `expires_at` | `HoldConfirmed`, `HoldExpired`, `RegistrationCancelled` |
 //! | `expire_offer` | waitlist entry id | `WaitlistOfferMade` | its `expires_at` | `WaitlistOfferClaimed`, `WaitlistOfferExpired`, `WaitlistLeft`, `EventCancelled` |
 //! | `refund` | payment id | `RefundDue` | its `due_at` | `RefundCompleted` |
+//! | `remind` | event id | `ReminderScheduled` with a reminder | its `due_at` | `ReminderScheduled` without one |
 //!
 //! A timer is a reminder, not a decision: the scheduler issues the command when it is due, and
 //! the domain decides whether it still applies (an `ExpireHold` for a hold paid meanwhile is a
@@ -34,16 +35,19 @@ pub enum TimerKind {
     /// Ask the payment provider to refund the payment named by the target, then issue
     /// `CompleteRefund`.
     Refund,
+    /// Issue `RemindAttendees` for the event named by the target (its next reminder is due).
+    Remind,
 }
 
 impl TimerKind {
     /// The stored spelling, also the first part of a timer id: `expire_hold`, `expire_offer`,
-    /// `refund`.
+    /// `refund`, `remind`.
     pub fn as_str(self) -> &'static str {
         match self {
             TimerKind::ExpireHold => "expire_hold",
             TimerKind::ExpireOffer => "expire_offer",
             TimerKind::Refund => "refund",
+            TimerKind::Remind => "remind",
         }
     }
 
@@ -53,6 +57,7 @@ impl TimerKind {
             "expire_hold" => Some(TimerKind::ExpireHold),
             "expire_offer" => Some(TimerKind::ExpireOffer),
             "refund" => Some(TimerKind::Refund),
+            "remind" => Some(TimerKind::Remind),
             _ => None,
         }
     }
@@ -250,6 +255,7 @@ mod tests {
             TimerKind::ExpireHold,
             TimerKind::ExpireOffer,
             TimerKind::Refund,
+            TimerKind::Remind,
         ] {
             assert_eq!(TimerKind::parse(kind.as_str()), Some(kind));
         }

@@ -1,6 +1,8 @@
 //! Marquee's scheduler: the commands nobody types. When a hold's time is up it issues
-//! `ExpireHold`, when a waitlist offer runs out `ExpireOffer`, and when money must go back it
-//! asks the payment provider for the refund and records `CompleteRefund`.
+//! `ExpireHold`, when a waitlist offer runs out `ExpireOffer`, when an event's reminder is due
+//! `RemindAttendees` (the notifier mails the attendees on the `ReminderDue` it records), and
+//! when money must go back it asks the payment provider for the refund and records
+//! `CompleteRefund`.
 //!
 //! **Durable without state of its own.** What is due is a read model (`timers`, kept by the
 //! projector from the facts in the same transaction as its checkpoint): a `SeatsHeld` fact adds
@@ -193,6 +195,7 @@ impl Scheduler {
                 },
                 Err(_) => return Err(bad_timer(timer)),
             },
+            TimerKind::Remind => EventCommand::RemindAttendees,
             TimerKind::Refund => {
                 let payment_id = PaymentId(timer.target_id.clone());
                 match self.refund(event_id, &payment_id).await {

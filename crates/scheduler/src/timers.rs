@@ -13,6 +13,9 @@ pub enum TimerKind {
     ExpireOffer,
     /// Return a payment (provider refund, then `CompleteRefund`); the target is the payment.
     Refund,
+    /// Remind the attendees of an event whose reminder is due (`RemindAttendees`); the target
+    /// is the event.
+    Remind,
 }
 
 impl TimerKind {
@@ -22,6 +25,7 @@ impl TimerKind {
             TimerKind::ExpireHold => "expire_hold",
             TimerKind::ExpireOffer => "expire_offer",
             TimerKind::Refund => "refund",
+            TimerKind::Remind => "remind",
         }
     }
 }
@@ -69,6 +73,7 @@ impl TimerSource for marquee_projector::ReadModels {
                     marquee_projector::TimerKind::ExpireHold => TimerKind::ExpireHold,
                     marquee_projector::TimerKind::ExpireOffer => TimerKind::ExpireOffer,
                     marquee_projector::TimerKind::Refund => TimerKind::Refund,
+                    marquee_projector::TimerKind::Remind => TimerKind::Remind,
                 },
                 event_id: timer.event_id,
                 target_id: timer.target_id,

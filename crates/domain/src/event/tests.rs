@@ -984,9 +984,18 @@ fn adding_one_ticket_type_more_than_the_maximum_is_refused() {
 fn publishing_a_draft_with_a_ticket_type_puts_it_on_sale() {
     given([drafted(), general_added(50)])
         .when(EventCommand::Publish)
-        .then([EventFact::EventPublished {
-            published_at: now(),
-        }]);
+        .then([
+            EventFact::EventPublished {
+                published_at: now(),
+            },
+            EventFact::ReminderScheduled {
+                reminder: Some(ScheduledReminder {
+                    offset_seconds: 24 * 3_600,
+                    starts_at: starts(),
+                    due_at: starts() - hours(24),
+                }),
+            },
+        ]);
 }
 
 #[test]

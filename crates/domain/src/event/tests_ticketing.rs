@@ -1163,12 +1163,14 @@ fn changing_the_policy_records_only_what_changes() {
             offer_seconds: Some(3_600),
             cancellation_deadline: Some(deadline),
             max_per_attendee: Some(4),
+            reminder_offsets_seconds: None,
         }))
         .then([policy_changed(PolicyChange {
             hold_seconds: None,
             offer_seconds: Some(3_600),
             cancellation_deadline: Some(deadline),
             max_per_attendee: Some(4),
+            reminder_offsets_seconds: None,
         })]);
 }
 
@@ -1181,6 +1183,7 @@ fn a_changed_policy_shows_in_the_event() {
             offer_seconds: Some(3_600),
             cancellation_deadline: Some(deadline),
             max_per_attendee: Some(4),
+            reminder_offsets_seconds: None,
         }))
         .then_state();
     assert_eq!(
@@ -1190,6 +1193,7 @@ fn a_changed_policy_shows_in_the_event() {
             offer_seconds: 3_600,
             cancellation_deadline: Some(deadline),
             max_per_attendee: Some(4),
+            reminder_offsets_seconds: DEFAULT_REMINDER_OFFSETS.to_vec(),
         }
     );
     assert_eq!(state.cancellation_deadline(), Some(deadline));
@@ -1204,6 +1208,7 @@ fn a_policy_change_to_the_values_it_has_records_nothing() {
             offer_seconds: Some(DEFAULT_OFFER_SECONDS),
             cancellation_deadline: None,
             max_per_attendee: Some(4),
+            reminder_offsets_seconds: None,
         }))
         .then_nothing();
     given(history)
@@ -1315,13 +1320,22 @@ fn rescheduling_records_the_new_and_the_previous_times() {
     let (new_start, new_end) = (starts() + hours(24), ends() + hours(25));
     given(on_sale(50, 10))
         .when(reschedule(new_start, new_end))
-        .then([EventFact::EventRescheduled {
-            starts_at: new_start,
-            ends_at: new_end,
-            previous_starts_at: starts(),
-            previous_ends_at: ends(),
-            rescheduled_at: now(),
-        }]);
+        .then([
+            EventFact::EventRescheduled {
+                starts_at: new_start,
+                ends_at: new_end,
+                previous_starts_at: starts(),
+                previous_ends_at: ends(),
+                rescheduled_at: now(),
+            },
+            EventFact::ReminderScheduled {
+                reminder: Some(ScheduledReminder {
+                    offset_seconds: 24 * 3_600,
+                    starts_at: new_start,
+                    due_at: new_start - hours(24),
+                }),
+            },
+        ]);
 }
 
 #[test]

@@ -61,6 +61,7 @@ pub(super) fn apply(
                 expired_at: None,
                 updated_at: when,
                 last_position: position,
+                holder: None,
             };
             add_registration(rows, doc, at, row, &ticket_codes)
         }
@@ -102,6 +103,7 @@ pub(super) fn apply(
                 expired_at: None,
                 updated_at: when,
                 last_position: position,
+                holder: None,
             };
             let added = add_registration(rows, doc, at, row, &ticket_codes);
             if added {
@@ -464,6 +466,22 @@ pub(super) fn apply(
         EventFact::RegistrationHolderRecorded { .. } | EventFact::WaitlistHolderRecorded { .. } => {
             false
         }
+        // The event's next reminder is the scheduler's `remind` timer, one per event; nothing
+        // a read model shows changes.
+        EventFact::ReminderScheduled { reminder } => {
+            match reminder {
+                Some(reminder) => rows.timers.set(
+                    TimerKind::Remind,
+                    event_id,
+                    event_id,
+                    reminder.due_at,
+                    position,
+                ),
+                None => rows.timers.remove(TimerKind::Remind, event_id),
+            }
+            false
+        }
+        EventFact::ReminderDue { .. } => false,
     }
 }
 
