@@ -13,6 +13,8 @@
 //! Personal data in the facts is opened before the batch's transaction begins (see
 //! `crate::personal`); `UserErased` replaces the erased person's data in the rows that hold it.
 
+mod analytics;
+mod search;
 mod ticketing;
 
 use std::collections::HashMap;
@@ -35,6 +37,9 @@ use crate::registrations::Rows;
 use crate::tables::{LIVE, Tables};
 use crate::time::to_text;
 use crate::timers::TimerKind;
+
+use self::analytics::{Analytics, Observed};
+use self::search::SearchWrite;
 
 /// Applies `facts` (in position order) to the live read models in one transaction and returns
 /// the checkpoint after it. Fails with [`ProjectorError::LeaseLost`], writing nothing, unless
@@ -182,7 +187,28 @@ impl Decoded {
             }
             | EventFact::RefundCompleted {
                 registration_id, ..
+            }
+            | EventFact::RegistrationHolderRecorded {
+                registration_id, ..
             } => Some(registration_id.0.to_string()),
+            _ => None,
+        }
+    }
+
+    /// The event whose questions and answers analytics must have loaded for this fact.
+    fn answering_event_id(&self) -> Option<String> {
+        match self {
+            Decoded::Event { event_id, fact, .. } if Observed::touches_answers(fact) => {
+                Some(event_id.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// The registration whose payments analytics reads or writes for this fact.
+    fn paying_registration_id(&self) -> Option<String> {
+        match self {
+            Decoded::Event { fact, .. } => Observed::payment_registration(fact),
             _ => None,
         }
     }
@@ -300,6 +326,8 @@ struct Batch {
     events: HashMap<String, Option<EventDoc>>,
     /// The other rows the batch's facts name.
     rows: Rows,
+    /// What the batch counts into the analytics tables.
+    analytics: Analytics,
 }
 
 /// One `event_listing` row with its `event_capacity` rows.
@@ -307,6 +335,8 @@ struct EventDoc {
     listing: Listing,
     ticket_types: Vec<TicketTypeRow>,
     dirty: bool,
+    /// Whether the search row must be written.
+    search: SearchWrite,
 }
 
 /// An `event_listing` row as stored.
@@ -408,6 +438,7 @@ impl Batch {
             tables,
             events: HashMap::new(),
             rows: Rows::default(),
+            analytics: Analytics::default(),
         }
     }
 
@@ -433,6 +464,11 @@ impl Batch {
         self.rows
             .tickets
             .load(&mut *conn, self.tables, &scanned)
+            .await?;
+        let answering: Vec<String> = ids(Decoded::answering_event_id);
+        let paying: Vec<String> = ids(Decoded::paying_registration_id);
+        self.analytics
+            .load(&mut *conn, self.tables, &answering, &paying)
             .await?;
         Ok(())
     }
@@ -485,6 +521,14 @@ impl Batch {
             .load_where(&mut *conn, tables, "person_id = $1", person_id)
             .await?;
         let theirs = |person: &Option<String>| person.as_deref() == Some(person_id);
+        // Their answers stop counting before they are replaced (see `analytics`).
+        let counted = rows
+            .registrations
+            .iter()
+            .filter(|r| theirs(&r.person_id))
+            .map(|r| (r.event_id.clone(), r.status, r.answers.clone()))
+            .collect();
+        self.analytics.erase(&mut *conn, tables, counted).await?;
         rows.registrations.update_all(
             |r| theirs(&r.person_id),
             |r| {
@@ -659,6 +703,9 @@ impl Batch {
             };
             let existing = self.load(conn, event_id).await?;
             let waitlist_joined = existing.as_ref().map_or(0, |d| d.listing.waitlist_joined);
+            let search = existing
+                .as_ref()
+                .map_or(SearchWrite::Insert, |d| d.search.changed());
             let ticket_types = existing.map(|d| std::mem::take(&mut d.ticket_types));
             let mut doc = EventDoc {
                 listing: Listing {
@@ -689,6 +736,7 @@ impl Batch {
                 },
                 ticket_types: ticket_types.unwrap_or_default(),
                 dirty: true,
+                search,
             };
             doc.recompute();
             self.events.insert(event_id.to_owned(), Some(doc));
@@ -712,12 +760,20 @@ impl Batch {
             Some(_) => None,
             None => Some(fact.fact_type()),
         };
-        let Batch { events, rows, .. } = self;
+        let Batch {
+            events,
+            rows,
+            analytics,
+            ..
+        } = self;
         let mut doc = events.get_mut(event_id).and_then(Option::as_mut);
         let applied = match fact {
             EventFact::EventDrafted { .. } => true,
             EventFact::EventDetailsUpdated(change) => {
                 if let Some(doc) = doc.as_deref_mut() {
+                    if change.title.is_some() || change.description.is_some() {
+                        doc.search = doc.search.changed();
+                    }
                     apply_details(&mut doc.listing, change);
                 }
                 true
@@ -819,11 +875,43 @@ impl Batch {
                 }
                 true
             }
+            EventFact::RegistrationQuestionsSet { questions } => {
+                analytics.questions_set(event_id, &questions, position);
+                true
+            }
             // The command side's business: nothing to show.
-            EventFact::EventPolicyChanged(_) | EventFact::RegistrationQuestionsSet { .. } => true,
+            EventFact::EventPolicyChanged(_) => true,
+            // Which account holds a registration: "my tickets". The event's own rows do not
+            // change.
+            EventFact::RegistrationHolderRecorded {
+                registration_id,
+                holder,
+            } => {
+                let id = registration_id.0.to_string();
+                let holder = holder.to_string();
+                let known = rows.registrations.update(&id, |r| {
+                    if r.holder.as_deref() == Some(holder.as_str()) {
+                        return None;
+                    }
+                    r.holder = Some(holder.clone());
+                    Some(())
+                });
+                if known.is_none() && rows.registrations.get(&id).is_none() {
+                    tracing::warn!(%event_id, %registration_id, "holder of an unknown registration, ignored");
+                }
+                false
+            }
             // Registrations, payments, the waitlist and check-ins change their rows (whether or
-            // not the event is known) and the event's seat counts.
-            fact => ticketing::apply(rows, doc.as_deref_mut(), at, fact),
+            // not the event is known) and the event's seat counts; analytics counts what they
+            // changed.
+            fact => {
+                let observed = Observed::of(rows, event_id, &fact);
+                let applied = ticketing::apply(rows, doc.as_deref_mut(), at, fact);
+                if applied {
+                    analytics.record(observed, rows, doc.as_deref(), at);
+                }
+                applied
+            }
         };
         if !applied {
             return Ok(());
@@ -858,8 +946,11 @@ impl Batch {
         self.rows.tickets.flush(conn, self.tables).await?;
         self.rows.waitlist.flush(conn, self.tables).await?;
         self.rows.timers.flush(conn, self.tables).await?;
+        self.analytics.flush(conn, self.tables).await?;
         for doc in self.events.values().flatten().filter(|d| d.dirty) {
             write_doc(conn, self.tables, doc).await?;
+            search::write(conn, self.tables, doc).await?;
+            analytics::write_dimensions(conn, self.tables, doc).await?;
         }
         Ok(())
     }
@@ -962,6 +1053,7 @@ async fn load_doc(
         listing,
         ticket_types,
         dirty: false,
+        search: SearchWrite::Unchanged,
     }))
 }
 
@@ -1007,12 +1099,14 @@ async fn write_doc(
         "INSERT INTO {listing} (event_id, venue_id, venue_name, city, city_key, title, \
          description, category, category_key, status, starts_at, ends_at, timezone, capacity, \
          confirmed, held, offered, waitlist, available, waitlist_joined, max_per_order, \
-         min_price_minor, min_price_currency, published_at, cancelled_at, last_position) \
+         min_price_minor, min_price_currency, published_at, cancelled_at, last_position, \
+         title_key) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21, $22, $23, $24, $25, $26) \
+         $18, $19, $20, $21, $22, $23, $24, $25, $26, $27) \
          ON CONFLICT (event_id) DO UPDATE SET venue_id = excluded.venue_id, \
          venue_name = excluded.venue_name, city = excluded.city, city_key = excluded.city_key, \
-         title = excluded.title, description = excluded.description, \
+         title = excluded.title, title_key = excluded.title_key, \
+         description = excluded.description, \
          category = excluded.category, category_key = excluded.category_key, \
          status = excluded.status, starts_at = excluded.starts_at, ends_at = excluded.ends_at, \
          timezone = excluded.timezone, capacity = excluded.capacity, \
@@ -1049,6 +1143,7 @@ async fn write_doc(
     .bind(&l.published_at)
     .bind(&l.cancelled_at)
     .bind(l.last_position)
+    .bind(search_key(&l.title))
     .execute(&mut *conn)
     .await?;
     for t in &doc.ticket_types {

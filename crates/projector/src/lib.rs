@@ -26,6 +26,12 @@
 //! [`ReadModels::guest_list`]), waitlist entries, and the timers a scheduler fires
 //! ([`timers`]: [`ReadModels::due_timers`], [`ReadModels::next_timer_due`]).
 //!
+//! For listings there is full-text search (`event_search`: FTS5 on SQLite, a GIN-indexed
+//! `tsvector` on Postgres) and several orders ([`queries::ListingFilter`]); for accounts, the
+//! registrations they hold ([`ReadModels::holdings`], from `RegistrationHolderRecorded`); for
+//! analysts, the analytics tables (`analytics_*`, a stable schema documented in
+//! `docs/analytics.md` that BI tools may read directly; [`ReadModels::event_analytics`]).
+//!
 //! Personal data (attendee names, e-mail addresses, answers) arrives sealed and is opened with
 //! the command side's keys ([`ReadModels::with_vault`]); an erased person reads as `[erased]`,
 //! and `UserErased` replaces that person's data in the guest list and the waitlist at once (see
@@ -43,8 +49,10 @@
 //! One code path serves SQLite and Postgres: sqlx's `Any` driver with portable SQL, ids and
 //! timestamps as text, counts and money as BIGINT. See the migration files for the schema.
 
+pub mod analytics;
 mod apply;
 mod error;
+pub mod holdings;
 mod jetstream;
 pub mod lease;
 mod personal;
@@ -72,4 +80,4 @@ pub use timers::{Timer, TimerKind};
 /// The names of every read-model table the projection maintains (the checkpoint table aside),
 /// for tests and tools that compare or inspect read models, e.g. a fresh rebuild against the
 /// live tables.
-pub const READ_MODEL_TABLES: [&str; 7] = tables::LIVE.read_models();
+pub const READ_MODEL_TABLES: [&str; 15] = tables::LIVE.read_models();

@@ -12,7 +12,7 @@ use sqlx::any::AnyRow;
 use uuid::Uuid;
 
 use crate::apply::{parse_status, search_key, status_text, to_i64};
-use crate::read_models::to_u64;
+use crate::read_models::{Backend, to_u64};
 use crate::registrations::{
     parse_payment_status, parse_registration_status, parse_waitlist_status, payment_status_text,
     registration_status_text,
@@ -21,7 +21,7 @@ use crate::rows::ID_CHUNK;
 use crate::time::{from_opt_text, from_text, to_text};
 use crate::{ProjectorError, ReadModels};
 
-/// Which events to list; see [`ReadModels::list_events`].
+/// Which events to list, in which order; see [`ReadModels::list_events`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListingFilter {
     /// Only events starting at or after this time.
@@ -32,20 +32,100 @@ pub struct ListingFilter {
     pub category: Option<String>,
     /// Only this city (case-insensitive, exact).
     pub city: Option<String>,
-    /// Only events after this one in listing order (keyset pagination).
+    /// Only events at this venue.
+    pub venue_id: Option<Uuid>,
+    /// Full-text search of titles and descriptions: only events where every word of
+    /// [`search_words`]`(text)` begins a word of the title or the description. Text without any
+    /// word matches nothing.
+    pub search: Option<String>,
+    /// Only events whose cheapest ticket type costs at least this, in minor units (of whatever
+    /// currency it is priced in: see [`ListingFilter::currency`]).
+    pub price_min: Option<i64>,
+    /// Only events whose cheapest ticket type costs at most this, in minor units.
+    pub price_max: Option<i64>,
+    /// Only events whose cheapest ticket type is priced in this ISO 4217 currency.
+    pub currency: Option<String>,
+    /// `Some(true)`: only published events with seats left (some ticket type with
+    /// `available > 0`); `Some(false)`: only the others (cancelled, or nothing left).
+    pub available: Option<bool>,
+    /// The order.
+    pub sort: ListingSort,
+    /// Only events after this one in `sort` order (keyset pagination); a key of another
+    /// order is refused.
     pub after: Option<ListingKey>,
     /// At most this many events.
     pub limit: u32,
 }
 
-/// An event's place in listing order: by start time, then id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ListingKey {
-    /// When the event starts.
-    pub starts_at: DateTime<Utc>,
-    /// The event's id, breaking ties between events starting together.
-    pub event_id: Uuid,
+/// The orders the listing can be read in. Each ends with the event id, so that no two events
+/// tie and a page boundary is exact.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ListingSort {
+    /// Earliest start first (the default).
+    #[default]
+    StartsAt,
+    /// Latest start first.
+    StartsAtDesc,
+    /// By title, ignoring case (byte order of the lower-cased title).
+    Title,
+    /// Cheapest first, by the amount of each event's cheapest ticket type whatever its
+    /// currency; events without ticket types last.
+    Price,
 }
+
+/// An event's place in a listing order: the value it is sorted by, then its id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ListingKey {
+    /// In [`ListingSort::StartsAt`] or [`ListingSort::StartsAtDesc`] order.
+    StartsAt {
+        /// When the event starts.
+        starts_at: DateTime<Utc>,
+        /// The event's id, breaking ties.
+        event_id: Uuid,
+    },
+    /// In [`ListingSort::Title`] order.
+    Title {
+        /// The title trimmed and lower-cased.
+        title_key: String,
+        /// The event's id, breaking ties.
+        event_id: Uuid,
+    },
+    /// In [`ListingSort::Price`] order.
+    Price {
+        /// The cheapest ticket type's amount; `None` for an event without ticket types.
+        amount_minor: Option<i64>,
+        /// The event's id, breaking ties.
+        event_id: Uuid,
+    },
+}
+
+impl ListingKey {
+    /// Whether this key is a place in `sort` order.
+    pub fn fits(&self, sort: ListingSort) -> bool {
+        matches!(
+            (self, sort),
+            (
+                ListingKey::StartsAt { .. },
+                ListingSort::StartsAt | ListingSort::StartsAtDesc
+            ) | (ListingKey::Title { .. }, ListingSort::Title)
+                | (ListingKey::Price { .. }, ListingSort::Price)
+        )
+    }
+}
+
+/// The words a full-text search looks for: runs of letters and digits, lower-cased, at most
+/// [`MAX_SEARCH_WORDS`]. The same on both engines (SQLite's FTS5 `unicode61` tokenizer and
+/// Postgres's `simple` configuration split and fold text this way).
+pub fn search_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .take(MAX_SEARCH_WORDS)
+        .collect()
+}
+
+/// Most words one search looks for; more are ignored.
+pub const MAX_SEARCH_WORDS: usize = 10;
 
 /// The lowest price of an event's ticket types.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,11 +186,22 @@ pub struct EventRecord {
 }
 
 impl EventRecord {
-    /// This event's place in listing order.
-    pub fn listing_key(&self) -> ListingKey {
-        ListingKey {
-            starts_at: self.starts_at,
-            event_id: self.event_id,
+    /// This event's place in `sort` order.
+    pub fn listing_key(&self, sort: ListingSort) -> ListingKey {
+        let event_id = self.event_id;
+        match sort {
+            ListingSort::StartsAt | ListingSort::StartsAtDesc => ListingKey::StartsAt {
+                starts_at: self.starts_at,
+                event_id,
+            },
+            ListingSort::Title => ListingKey::Title {
+                title_key: search_key(&self.title),
+                event_id,
+            },
+            ListingSort::Price => ListingKey::Price {
+                amount_minor: self.min_price.as_ref().map(|p| p.amount_minor),
+                event_id,
+            },
         }
     }
 }
@@ -164,6 +255,9 @@ pub struct GuestListFilter {
     /// `Some(false)`: only those with at least one ticket not checked in (who is still to
     /// come). A group half arrived matches both.
     pub checked_in: Option<bool>,
+    /// Only registrations whose attendee's name or e-mail address contains this text, ignoring
+    /// case (blank text matches everyone).
+    pub search: Option<String>,
     /// Only registrations after this one in guest-list order (keyset pagination).
     pub after: Option<GuestListKey>,
     /// At most this many registrations.
@@ -267,14 +361,35 @@ pub struct ProjectionCheckpoint {
     pub applied_position: u64,
 }
 
+/// The price order: the cheapest ticket type's amount, events without one last.
+const PRICE_ORDER: &str = "COALESCE(min_price_minor, 9223372036854775807)";
+/// Where an event without ticket types sorts by price.
+const NO_PRICE: i64 = i64::MAX;
+
+/// A bound parameter of a query built from a filter.
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+impl Param {
+    fn bind(self, query: crate::rows::AnyQuery<'_>) -> crate::rows::AnyQuery<'_> {
+        match self {
+            Param::Text(text) => query.bind(text),
+            Param::Int(int) => query.bind(int),
+        }
+    }
+}
+
 const EVENT_COLUMNS: &str = "event_id, venue_id, venue_name, city, title, description, \
     category, status, starts_at, ends_at, timezone, capacity, confirmed, held, offered, waitlist, \
     available, max_per_order, min_price_minor, min_price_currency, published_at, cancelled_at, \
     last_position";
 
 impl ReadModels {
-    /// Published and cancelled events (never drafts) matching `filter`, ordered by start time then
-    /// id, at most `filter.limit`.
+    /// Published and cancelled events (never drafts) matching `filter`, in `filter.sort` order,
+    /// at most `filter.limit`. Fails with [`ProjectorError::InvalidConfig`] for a key of another
+    /// order than `filter.sort`.
     pub async fn list_events(
         &self,
         filter: &ListingFilter,
@@ -282,41 +397,133 @@ impl ReadModels {
         let mut sql = format!(
             "SELECT {EVENT_COLUMNS} FROM event_listing WHERE status IN ('published', 'cancelled')"
         );
-        let mut params: Vec<String> = Vec::new();
-        let param = |value: String, params: &mut Vec<String>| {
+        let mut params: Vec<Param> = Vec::new();
+        let param = |value: Param, params: &mut Vec<Param>| {
             params.push(value);
             format!("${}", params.len())
         };
         if let Some(from) = filter.from {
-            let p = param(to_text(from), &mut params);
+            let p = param(Param::Text(to_text(from)), &mut params);
             sql.push_str(&format!(" AND starts_at >= {p}"));
         }
         if let Some(to) = filter.to {
-            let p = param(to_text(to), &mut params);
+            let p = param(Param::Text(to_text(to)), &mut params);
             sql.push_str(&format!(" AND starts_at < {p}"));
         }
         if let Some(category) = &filter.category {
-            let p = param(search_key(category), &mut params);
+            let p = param(Param::Text(search_key(category)), &mut params);
             sql.push_str(&format!(" AND category_key = {p}"));
         }
         if let Some(city) = &filter.city {
-            let p = param(search_key(city), &mut params);
+            let p = param(Param::Text(search_key(city)), &mut params);
             sql.push_str(&format!(" AND city_key = {p}"));
         }
-        if let Some(after) = filter.after {
-            let at = param(to_text(after.starts_at), &mut params);
-            let id = param(after.event_id.to_string(), &mut params);
+        if let Some(venue_id) = filter.venue_id {
+            let p = param(Param::Text(venue_id.to_string()), &mut params);
+            sql.push_str(&format!(" AND venue_id = {p}"));
+        }
+        if let Some(min) = filter.price_min {
+            let p = param(Param::Int(min), &mut params);
+            sql.push_str(&format!(" AND min_price_minor >= {p}"));
+        }
+        if let Some(max) = filter.price_max {
+            let p = param(Param::Int(max), &mut params);
+            sql.push_str(&format!(" AND min_price_minor <= {p}"));
+        }
+        if let Some(currency) = &filter.currency {
+            let p = param(Param::Text(currency.trim().to_uppercase()), &mut params);
+            sql.push_str(&format!(" AND min_price_currency = {p}"));
+        }
+        if let Some(available) = filter.available {
+            let on_sale = "(status = 'published' AND EXISTS (SELECT 1 FROM event_capacity c \
+                WHERE c.event_id = event_listing.event_id AND c.available > 0))";
+            if available {
+                sql.push_str(&format!(" AND {on_sale}"));
+            } else {
+                sql.push_str(&format!(" AND NOT {on_sale}"));
+            }
+        }
+        if let Some(text) = &filter.search {
+            let words = search_words(text);
+            if words.is_empty() {
+                return Ok(Vec::new());
+            }
+            let (query, matches) = match self.backend() {
+                // Every word as a prefix: `"rust"* AND "night"*`. The words are letters and
+                // digits only, so quoting them is all the escaping FTS5 needs.
+                Backend::Sqlite => (
+                    words
+                        .iter()
+                        .map(|w| format!("\"{w}\"*"))
+                        .collect::<Vec<_>>()
+                        .join(" AND "),
+                    "event_search MATCH",
+                ),
+                // `rust:* & night:*`, against the expression the GIN index is built on.
+                Backend::Postgres => (
+                    words
+                        .iter()
+                        .map(|w| format!("{w}:*"))
+                        .collect::<Vec<_>>()
+                        .join(" & "),
+                    "to_tsvector('simple', title || ' ' || description) @@ to_tsquery('simple',",
+                ),
+            };
+            let p = param(Param::Text(query), &mut params);
+            let close = if self.backend() == Backend::Postgres {
+                ")"
+            } else {
+                ""
+            };
             sql.push_str(&format!(
-                " AND (starts_at > {at} OR (starts_at = {at} AND event_id > {id}))"
+                " AND event_id IN (SELECT event_id FROM event_search WHERE {matches} {p}{close})"
             ));
         }
-        sql.push_str(&format!(
-            " ORDER BY starts_at, event_id LIMIT {}",
-            filter.limit
-        ));
+        if let Some(after) = &filter.after {
+            if !after.fits(filter.sort) {
+                return Err(ProjectorError::InvalidConfig(
+                    "listing key of another order".to_owned(),
+                ));
+            }
+            let (column, value, event_id) = match after {
+                ListingKey::StartsAt {
+                    starts_at,
+                    event_id,
+                } => ("starts_at", Param::Text(to_text(*starts_at)), event_id),
+                ListingKey::Title {
+                    title_key,
+                    event_id,
+                } => ("title_key", Param::Text(title_key.clone()), event_id),
+                ListingKey::Price {
+                    amount_minor,
+                    event_id,
+                } => (
+                    PRICE_ORDER,
+                    Param::Int(amount_minor.unwrap_or(NO_PRICE)),
+                    event_id,
+                ),
+            };
+            let v = param(value, &mut params);
+            let id = param(Param::Text(event_id.to_string()), &mut params);
+            let further = if filter.sort == ListingSort::StartsAtDesc {
+                "<"
+            } else {
+                ">"
+            };
+            sql.push_str(&format!(
+                " AND ({column} {further} {v} OR ({column} = {v} AND event_id {further} {id}))"
+            ));
+        }
+        let order = match filter.sort {
+            ListingSort::StartsAt => "starts_at, event_id".to_owned(),
+            ListingSort::StartsAtDesc => "starts_at DESC, event_id DESC".to_owned(),
+            ListingSort::Title => "title_key, event_id".to_owned(),
+            ListingSort::Price => format!("{PRICE_ORDER}, event_id"),
+        };
+        sql.push_str(&format!(" ORDER BY {order} LIMIT {}", filter.limit));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for value in params {
-            query = query.bind(value);
+            query = value.bind(query);
         }
         let rows = query.fetch_all(self.pool()).await?;
         rows.iter().map(event_from_row).collect()
@@ -369,10 +576,6 @@ impl ReadModels {
         if known.is_none() {
             return Ok(None);
         }
-        enum Param {
-            Text(String),
-            Int(i64),
-        }
         let mut params = vec![Param::Text(event.clone())];
         let mut param = |value: Param| {
             params.push(value);
@@ -402,6 +605,13 @@ impl ReadModels {
                  AND t.event_id = r.event_id AND t.checked_in_at {null})"
             ));
         }
+        if let Some(text) = &filter.search {
+            let pattern = contains_pattern(text);
+            if pattern != "%%" {
+                let p = param(Param::Text(pattern));
+                sql.push_str(&format!(" AND r.attendee_key LIKE {p} ESCAPE '\\'"));
+            }
+        }
         if let Some(after) = filter.after {
             let p = param(Param::Int(to_i64(after.registered_position)));
             sql.push_str(&format!(" AND r.registered_position > {p}"));
@@ -412,10 +622,7 @@ impl ReadModels {
         ));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for value in params {
-            query = match value {
-                Param::Text(text) => query.bind(text),
-                Param::Int(int) => query.bind(int),
-            };
+            query = value.bind(query);
         }
         let rows = query.fetch_all(self.pool()).await?;
         let mut entries = rows
@@ -517,6 +724,20 @@ impl ReadModels {
             })
             .collect()
     }
+}
+
+/// A `LIKE` pattern (escape character `\`) matching text that contains `text` lower-cased, as
+/// the `*_key` columns are.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in search_key(text).chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 fn uuid_column(row: &AnyRow, column: &str) -> Result<Uuid, ProjectorError> {

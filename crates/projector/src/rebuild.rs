@@ -5,7 +5,8 @@
 //! 1. **Shadow tables.** Leftovers of an earlier rebuild that died are dropped, then a fresh
 //!    shadow set (`event_listing__rebuild`, …, see `tables`) is created as a copy of the *live*
 //!    tables' definitions: on Postgres `CREATE TABLE … (LIKE live INCLUDING ALL)`, on SQLite the
-//!    live table's and indexes' own `CREATE` text from `sqlite_master`. The migrations stay the
+//!    live table's and indexes' own `CREATE` text from `sqlite_master` (the search index, an
+//!    FTS5 virtual table, with its module). The migrations stay the
 //!    one source of the schema, and shadow and live cannot drift apart: there is no second copy
 //!    of the DDL to forget.
 //! 2. **Fold.** The whole log is read with `read_all` in large pages (their personal data opened
@@ -470,6 +471,21 @@ async fn copy_sqlite_table(
             .map(|at| &sql[at..])
             .ok_or_else(|| ProjectorError::Corrupt(format!("unexpected schema of {name}")))?;
         let create = match kind.as_str() {
+            // The search index is an FTS5 virtual table: `CREATE VIRTUAL TABLE name USING
+            // fts5(…)`, its module named between `USING` and the argument list.
+            "table" if sql.to_uppercase().starts_with("CREATE VIRTUAL TABLE") => {
+                let module = sql
+                    .to_uppercase()
+                    .find(" USING ")
+                    .map(|at| sql[at + " USING ".len()..].trim_start())
+                    .and_then(|rest| rest.split('(').next())
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .ok_or_else(|| {
+                        ProjectorError::Corrupt(format!("unexpected schema of {name}"))
+                    })?;
+                format!("CREATE VIRTUAL TABLE {shadow} USING {module}{body}")
+            }
             "table" => format!("CREATE TABLE {shadow} {body}"),
             "index" => {
                 let unique = if sql.trim_start().to_uppercase().starts_with("CREATE UNIQUE") {

@@ -48,6 +48,16 @@ pub(crate) struct RegistrationRow {
     pub expired_at: Option<String>,
     pub updated_at: String,
     pub last_position: i64,
+    /// The account (user id) holding the registration, once `RegistrationHolderRecorded` said.
+    pub holder: Option<String>,
+}
+
+impl RegistrationRow {
+    /// What the guest list's search compares against: name and e-mail address, lower-cased.
+    /// Derived, so it is written with the row and never read back.
+    fn attendee_key(&self) -> String {
+        crate::apply::search_key(&format!("{}\n{}", self.attendee_name, self.attendee_email))
+    }
 }
 
 impl BufferedRow for RegistrationRow {
@@ -76,6 +86,8 @@ impl BufferedRow for RegistrationRow {
         "expired_at",
         "updated_at",
         "last_position",
+        "holder",
+        "attendee_key",
     ];
 
     fn key(&self) -> String {
@@ -114,6 +126,7 @@ impl BufferedRow for RegistrationRow {
             expired_at: row.try_get("expired_at")?,
             updated_at: row.try_get("updated_at")?,
             last_position: row.try_get("last_position")?,
+            holder: row.try_get("holder")?,
         })
     }
 
@@ -140,6 +153,8 @@ impl BufferedRow for RegistrationRow {
             .bind(self.expired_at.as_deref())
             .bind(self.updated_at.as_str())
             .bind(self.last_position)
+            .bind(self.holder.as_deref())
+            .bind(self.attendee_key())
     }
 
     fn last_position(&self) -> i64 {

@@ -146,6 +146,11 @@ impl<R: BufferedRow> RowBuffer<R> {
         self.known.get(key).map(|(row, _)| row)
     }
 
+    /// Every row the batch knows, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &R> {
+        self.known.values().map(|(row, _)| row)
+    }
+
     /// Adds a row the batch creates. False, changing nothing, when a row with its key is known:
     /// a repeated creation counts once.
     pub fn insert(&mut self, row: R) -> bool {

@@ -200,11 +200,12 @@ async fn dump(read_url: &str) -> Vec<String> {
     let pool = pool(read_url).await;
     let mut lines = Vec::new();
     for table in READ_MODEL_TABLES {
-        let sql = format!("SELECT * FROM {table} ORDER BY 1");
+        let sql = format!("SELECT * FROM {table}");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&pool)
             .await
             .expect("rows");
+        let mut table_lines = Vec::new();
         for row in rows {
             let values: Vec<String> = (0..row.len())
                 .map(|i| {
@@ -214,8 +215,12 @@ async fn dump(read_url: &str) -> Vec<String> {
                         .unwrap_or_else(|e| panic!("{table} column {i}: {e}"))
                 })
                 .collect();
-            lines.push(format!("{table}: {}", values.join(" | ")));
+            table_lines.push(format!("{table}: {}", values.join(" | ")));
         }
+        // Several rows of an analytics table share their first column: sorted whole lines
+        // compare the same rows in the same order.
+        table_lines.sort();
+        lines.extend(table_lines);
     }
     lines
 }

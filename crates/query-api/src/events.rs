@@ -1,4 +1,13 @@
-//! `/v1/events`: the listing, one event's details, and its capacity.
+//! `/v1/events`: the listing (filters, full-text search, orders, keyset cursors), one event's
+//! details, and its capacity. Each answer carries an `ETag`, and `If-None-Match` with the
+//! current tag is answered `304 Not Modified` (see [`crate::conditional`]).
+//!
+//! **Prices in the listing.** `min_price`, the `price_min` / `price_max` filters and
+//! `sort=price` use the amount of each event's cheapest ticket type in its own currency's minor
+//! unit, and compare amounts across currencies as plain numbers: 1000 JPY sorts after 900 EUR.
+//! An event whose ticket types are priced in several currencies shows the type with the lowest
+//! amount. Pass `currency=` to keep only events whose cheapest ticket type is priced in that
+//! currency, and price filters and order then mean what they say.
 //!
 //! Seats are counted as the domain counts them: `confirmed` (free or paid), `held` (paid
 //! reservations waiting for payment), `offered` (kept for open waitlist offers), and
@@ -20,13 +29,18 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use marquee_projector::queries::{
-    EventDetails, EventRecord, ListingFilter, ListingKey, Price, TicketTypeRecord, status_name,
+    EventDetails, EventRecord, ListingFilter, ListingKey, ListingSort, Price, TicketTypeRecord,
+    search_words, status_name,
 };
 use serde::Serialize;
 use tracing::instrument;
 use uuid::Uuid;
 
+use crate::conditional::{etag, is_fresh, not_modified, tagged};
 use crate::{ApiError, QueryState};
+
+/// Longest accepted search text, in characters.
+const MAX_SEARCH_TEXT: usize = 200;
 
 /// Page size when `limit` is absent.
 pub(crate) const DEFAULT_LIMIT: u32 = 20;
@@ -115,29 +129,38 @@ struct ListingPage {
     next_cursor: Option<String>,
 }
 
-/// `GET /v1/events?from=&to=&category=&city=&cursor=&limit=`: published and cancelled events by
-/// start time, then id, a page at a time.
+/// `GET /v1/events?q=&from=&to=&category=&city=&venue_id=&price_min=&price_max=&currency=&available=&sort=&cursor=&limit=`:
+/// published and cancelled events matching every filter given, a page at a time, in `sort`
+/// order (`starts_at`, the default; `-starts_at`; `title`; `price`), each order ending with the
+/// event id. The cursor is keyset, not offset: events added between pages neither repeat nor
+/// push others out. A cursor belongs to the order it was issued for.
 ///
 /// A page is read and serialized once per applied position: asked again before the projector
 /// applies anything new, the same bytes are sent from memory (read models change only when the
-/// projector applies facts, so nothing newer could be shown).
-#[instrument(skip(state, query), fields(limit))]
+/// projector applies facts, so nothing newer could be shown), with the same `ETag`.
+#[instrument(skip(state, headers, query), fields(limit))]
 async fn list_events(
     State(state): State<QueryState>,
+    headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(pairs) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
     let key = format!("{pairs:?}");
+    let filter = parse_listing(pairs)?;
     // Read before the page: the page then reflects at least this position.
     let applied = state.read.applied_recent().await?;
-    if let Some(body) = state.listings.get(&key, applied) {
-        return Ok(json_response(body));
+    let tag = etag(applied, &format!("/v1/events{key}"));
+    if is_fresh(&headers, &tag) {
+        return Ok(not_modified(tag));
     }
-    let page = listing_page(&state, parse_listing(pairs)?).await?;
+    if let Some(body) = state.listings.get(&key, applied) {
+        return Ok(tagged(json_response(body), tag));
+    }
+    let page = listing_page(&state, filter).await?;
     let body =
         Bytes::from(serde_json::to_vec(&page).map_err(|e| ApiError::Internal(e.to_string()))?);
     state.listings.insert(key, applied, body.clone());
-    Ok(json_response(body))
+    Ok(tagged(json_response(body), tag))
 }
 
 /// Listing pages by the query string's parsed pairs, each serialized, with the applied position
@@ -179,6 +202,7 @@ fn json_response(body: Bytes) -> Response {
 async fn listing_page(state: &QueryState, filter: ListingFilter) -> Result<ListingPage, ApiError> {
     tracing::Span::current().record("limit", filter.limit);
     let page_size = filter.limit as usize;
+    let sort = filter.sort;
     // One more than asked tells whether there is a next page.
     let mut records = state
         .read
@@ -189,7 +213,9 @@ async fn listing_page(state: &QueryState, filter: ListingFilter) -> Result<Listi
         .await?;
     let next_cursor = if records.len() > page_size {
         records.truncate(page_size);
-        records.last().map(|r| encode_cursor(r.listing_key()))
+        records
+            .last()
+            .map(|r| encode_cursor(sort, &r.listing_key(sort)))
     } else {
         None
     };
@@ -205,13 +231,21 @@ fn parse_listing(pairs: Vec<(String, String)>) -> Result<ListingFilter, ApiError
         limit: DEFAULT_LIMIT,
         ..ListingFilter::default()
     };
+    let mut cursor = None;
     let mut seen: Vec<&'static str> = Vec::new();
     for (name, value) in pairs {
         let field: &'static str = match name.as_str() {
+            "q" => "q",
             "from" => "from",
             "to" => "to",
             "category" => "category",
             "city" => "city",
+            "venue_id" => "venue_id",
+            "price_min" => "price_min",
+            "price_max" => "price_max",
+            "currency" => "currency",
+            "available" => "available",
+            "sort" => "sort",
             "cursor" => "cursor",
             "limit" => "limit",
             _ => return Err(ApiError::UnknownParameter(name)),
@@ -221,15 +255,98 @@ fn parse_listing(pairs: Vec<(String, String)>) -> Result<ListingFilter, ApiError
         }
         seen.push(field);
         match field {
+            "q" => filter.search = Some(parse_search(value)?),
             "from" => filter.from = Some(parse_time(field, &value)?),
             "to" => filter.to = Some(parse_time(field, &value)?),
             "category" => filter.category = Some(non_empty(field, value)?),
             "city" => filter.city = Some(non_empty(field, value)?),
-            "cursor" => filter.after = Some(decode_cursor(&value)?),
+            "venue_id" => {
+                filter.venue_id = Some(
+                    Uuid::parse_str(value.trim())
+                        .map_err(|_| ApiError::validation(field, "must be a UUID"))?,
+                );
+            }
+            "price_min" => filter.price_min = Some(parse_amount(field, &value)?),
+            "price_max" => filter.price_max = Some(parse_amount(field, &value)?),
+            "currency" => {
+                let currency = value.trim();
+                if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    return Err(ApiError::validation(
+                        field,
+                        "must be an ISO 4217 code of three letters",
+                    ));
+                }
+                filter.currency = Some(currency.to_ascii_uppercase());
+            }
+            "available" => {
+                filter.available = Some(match value.trim() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(ApiError::validation(field, "must be true or false")),
+                });
+            }
+            "sort" => filter.sort = parse_sort(&value)?,
+            "cursor" => cursor = Some(value),
             _ => filter.limit = parse_limit(&value)?,
         }
     }
+    if let (Some(min), Some(max)) = (filter.price_min, filter.price_max)
+        && min > max
+    {
+        return Err(ApiError::validation(
+            "price_max",
+            "must not be below price_min",
+        ));
+    }
+    // The cursor is read last: it must belong to the order, whichever comes first.
+    if let Some(cursor) = cursor {
+        filter.after = Some(decode_cursor(filter.sort, &cursor)?);
+    }
     Ok(filter)
+}
+
+/// Search text: at most [`MAX_SEARCH_TEXT`] characters, with at least one word.
+fn parse_search(value: String) -> Result<String, ApiError> {
+    if value.chars().count() > MAX_SEARCH_TEXT {
+        return Err(ApiError::validation(
+            "q",
+            format!("must be at most {MAX_SEARCH_TEXT} characters"),
+        ));
+    }
+    if search_words(&value).is_empty() {
+        return Err(ApiError::validation(
+            "q",
+            "must contain a word (letters or digits)",
+        ));
+    }
+    Ok(value)
+}
+
+/// An amount in minor units: a non-negative integer.
+fn parse_amount(field: &'static str, value: &str) -> Result<i64, ApiError> {
+    let value = value.trim();
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::validation(
+            field,
+            "must be a non-negative integer (minor units)",
+        ));
+    }
+    value
+        .parse()
+        .map_err(|_| ApiError::validation(field, "is too large"))
+}
+
+fn parse_sort(value: &str) -> Result<ListingSort, ApiError> {
+    match value.trim() {
+        "starts_at" => Ok(ListingSort::StartsAt),
+        "-starts_at" => Ok(ListingSort::StartsAtDesc),
+        "title" => Ok(ListingSort::Title),
+        "price" => Ok(ListingSort::Price),
+        _ => Err(ApiError::validation(
+            "sort",
+            "must be one of starts_at, -starts_at, title, price",
+        )),
+    }
 }
 
 /// A page size: an integer from 1 to [`MAX_LIMIT`].
@@ -265,29 +382,102 @@ fn non_empty(field: &'static str, value: String) -> Result<String, ApiError> {
     }
 }
 
-/// The opaque cursor: base64url of `<starts_at>|<event_id>` of the last item shown. Keyset, not
-/// offset, so inserts between pages neither repeat nor skip anything.
-fn encode_cursor(key: ListingKey) -> String {
-    let text = format!(
-        "{}|{}",
-        key.starts_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        key.event_id
-    );
-    URL_SAFE_NO_PAD.encode(text)
+/// The cursor's spelling of an order.
+fn sort_tag(sort: ListingSort) -> &'static str {
+    match sort {
+        ListingSort::StartsAt => "s",
+        ListingSort::StartsAtDesc => "-s",
+        ListingSort::Title => "t",
+        ListingSort::Price => "p",
+    }
 }
 
-fn decode_cursor(cursor: &str) -> Result<ListingKey, ApiError> {
+/// The opaque cursor: base64url of `<order>|<event_id>|<value>` of the last item shown, where
+/// the value is what the order sorts by (start time, lower-cased title, or cheapest amount,
+/// empty for none). Keyset, not offset, so inserts between pages neither repeat nor skip
+/// anything.
+fn encode_cursor(sort: ListingSort, key: &ListingKey) -> String {
+    let (event_id, value) = match key {
+        ListingKey::StartsAt {
+            starts_at,
+            event_id,
+        } => (
+            event_id,
+            starts_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        ),
+        ListingKey::Title {
+            title_key,
+            event_id,
+        } => (event_id, title_key.clone()),
+        ListingKey::Price {
+            amount_minor,
+            event_id,
+        } => (
+            event_id,
+            amount_minor.map(|a| a.to_string()).unwrap_or_default(),
+        ),
+    };
+    URL_SAFE_NO_PAD.encode(format!("{}|{event_id}|{value}", sort_tag(sort)))
+}
+
+/// Reads a cursor issued for `sort`. Cursors of the first listing (`<starts_at>|<event_id>`,
+/// start-time order) are still read.
+fn decode_cursor(sort: ListingSort, cursor: &str) -> Result<ListingKey, ApiError> {
     let bad = || ApiError::validation("cursor", "is not a cursor this API issued");
     let bytes = URL_SAFE_NO_PAD.decode(cursor.trim()).map_err(|_| bad())?;
     let text = String::from_utf8(bytes).map_err(|_| bad())?;
-    let (starts_at, event_id) = text.split_once('|').ok_or_else(bad)?;
-    Ok(ListingKey {
-        starts_at: DateTime::parse_from_rfc3339(starts_at)
-            .map_err(|_| bad())?
-            .with_timezone(&Utc),
-        event_id: Uuid::parse_str(event_id).map_err(|_| bad())?,
+    let time = |text: &str| {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| bad())
+    };
+    let mut parts = text.splitn(3, '|');
+    let (Some(tag), Some(second)) = (parts.next(), parts.next()) else {
+        return Err(bad());
+    };
+    let Some(value) = parts.next() else {
+        // The first listing's cursors.
+        if sort != ListingSort::StartsAt {
+            return Err(other_order());
+        }
+        return Ok(ListingKey::StartsAt {
+            starts_at: time(tag)?,
+            event_id: Uuid::parse_str(second).map_err(|_| bad())?,
+        });
+    };
+    if tag != sort_tag(sort) {
+        return Err(if ["s", "-s", "t", "p"].contains(&tag) {
+            other_order()
+        } else {
+            bad()
+        });
+    }
+    let event_id = Uuid::parse_str(second).map_err(|_| bad())?;
+    Ok(match sort {
+        ListingSort::StartsAt | ListingSort::StartsAtDesc => ListingKey::StartsAt {
+            starts_at: time(value)?,
+            event_id,
+        },
+        ListingSort::Title => ListingKey::Title {
+            title_key: value.to_owned(),
+            event_id,
+        },
+        ListingSort::Price => ListingKey::Price {
+            amount_minor: if value.is_empty() {
+                None
+            } else {
+                Some(value.parse().map_err(|_| bad())?)
+            },
+            event_id,
+        },
     })
+}
+
+fn other_order() -> ApiError {
+    ApiError::validation(
+        "cursor",
+        "was issued for another sort order; start again without a cursor",
+    )
 }
 
 /// One ticket type in an event's details.
@@ -363,11 +553,16 @@ async fn event_details(
     {
         return crate::audit::event_as_of(&state, &headers, &id, pairs).await;
     }
+    let applied = state.read.applied_recent().await?;
+    let tag = etag(applied, &format!("/v1/events/{id}"));
+    if is_fresh(&headers, &tag) {
+        return Ok(not_modified(tag));
+    }
     let EventDetails {
         event: e,
         ticket_types,
     } = find_event(&state, &id).await?;
-    Ok(Json(EventJson {
+    let json = Json(EventJson {
         event_id: e.event_id,
         status: status_name(e.status),
         title: e.title,
@@ -392,8 +587,8 @@ async fn event_details(
         published_at: e.published_at,
         cancelled_at: e.cancelled_at,
         ticket_types: ticket_types.into_iter().map(TicketTypeJson::from).collect(),
-    })
-    .into_response())
+    });
+    Ok(tagged(json.into_response(), tag))
 }
 
 #[derive(Debug, Serialize)]
@@ -422,16 +617,22 @@ struct CapacityJson {
 
 /// `GET /v1/events/{id}/capacity`: seats per event and per ticket type (see the module docs for
 /// what each count means).
-#[instrument(skip(state))]
+#[instrument(skip(state, headers))]
 async fn event_capacity(
     State(state): State<QueryState>,
     Path(id): Path<String>,
-) -> Result<Json<CapacityJson>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let applied = state.read.applied_recent().await?;
+    let tag = etag(applied, &format!("/v1/events/{id}/capacity"));
+    if is_fresh(&headers, &tag) {
+        return Ok(not_modified(tag));
+    }
     let EventDetails {
         event,
         ticket_types,
     } = find_event(&state, &id).await?;
-    Ok(Json(CapacityJson {
+    let json = Json(CapacityJson {
         event_id: event.event_id,
         capacity: event.capacity,
         confirmed: event.confirmed,
@@ -452,7 +653,8 @@ async fn event_capacity(
                 waitlist: t.waitlist,
             })
             .collect(),
-    }))
+    });
+    Ok(tagged(json.into_response(), tag))
 }
 
 /// The event with this id; a malformed id is as unknown as a missing one.
@@ -478,12 +680,84 @@ mod tests {
     }
 
     #[test]
-    fn a_cursor_round_trips_to_the_same_listing_key() {
-        let key = ListingKey {
-            starts_at: "2026-06-01T18:00:00.25Z".parse().expect("time"),
+    fn a_cursor_round_trips_to_the_same_listing_key_in_every_order() {
+        let event_id = Uuid::now_v7();
+        let starts_at = "2026-06-01T18:00:00.25Z".parse().expect("time");
+        for (sort, key) in [
+            (
+                ListingSort::StartsAt,
+                ListingKey::StartsAt {
+                    starts_at,
+                    event_id,
+                },
+            ),
+            (
+                ListingSort::StartsAtDesc,
+                ListingKey::StartsAt {
+                    starts_at,
+                    event_id,
+                },
+            ),
+            (
+                ListingSort::Title,
+                ListingKey::Title {
+                    title_key: "a | b: c".to_owned(),
+                    event_id,
+                },
+            ),
+            (
+                ListingSort::Price,
+                ListingKey::Price {
+                    amount_minor: Some(2500),
+                    event_id,
+                },
+            ),
+            (
+                ListingSort::Price,
+                ListingKey::Price {
+                    amount_minor: None,
+                    event_id,
+                },
+            ),
+        ] {
+            let cursor = encode_cursor(sort, &key);
+            assert_eq!(decode_cursor(sort, &cursor).expect("decode"), key);
+        }
+    }
+
+    #[test]
+    fn a_cursor_of_another_order_is_refused_and_a_first_listing_cursor_still_read() {
+        let key = ListingKey::Title {
+            title_key: "gala".to_owned(),
             event_id: Uuid::now_v7(),
         };
-        assert_eq!(decode_cursor(&encode_cursor(key)).expect("decode"), key);
+        let cursor = encode_cursor(ListingSort::Title, &key);
+        assert!(decode_cursor(ListingSort::Price, &cursor).is_err());
+        let old = URL_SAFE_NO_PAD.encode(format!("2026-06-01T18:00:00.000000Z|{}", Uuid::now_v7()));
+        assert!(matches!(
+            decode_cursor(ListingSort::StartsAt, &old),
+            Ok(ListingKey::StartsAt { .. })
+        ));
+        assert!(decode_cursor(ListingSort::Title, &old).is_err());
+    }
+
+    #[test]
+    fn bad_listing_filters_are_refused_by_name() {
+        for (list, field) in [
+            (vec![("q", "  !!  ")], "q"),
+            (vec![("venue_id", "hall")], "venue_id"),
+            (vec![("price_min", "-1")], "price_min"),
+            (vec![("price_min", "9"), ("price_max", "3")], "price_max"),
+            (vec![("currency", "EURO")], "currency"),
+            (vec![("available", "yes")], "available"),
+            (vec![("sort", "popularity")], "sort"),
+        ] {
+            let error = parse_listing(pairs(&list)).expect_err("refused");
+            assert!(
+                matches!(error, ApiError::Validation { field: f, .. } if f == field),
+                "{list:?}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub mod access;
 mod attendees;
 pub mod audit;
+mod conditional;
 mod error;
 mod events;
 mod health;

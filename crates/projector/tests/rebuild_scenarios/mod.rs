@@ -21,7 +21,7 @@ use crate::common::{
 };
 use crate::ticketing_scenarios::{
     check_in_reverted, checked_in, codes, confirmed_with, held, held_with, hold_confirmed,
-    hold_expired, joined, offer_made, payment_received, refund_due,
+    hold_expired, joined, offer_made, payment_received, refund_completed, refund_due,
 };
 
 /// Every read-model table with the columns it is ordered by.
@@ -33,6 +33,17 @@ const TABLES: &[(&str, &str)] = &[
     ("tickets", "registration_id, seat"),
     ("waitlist_entries", "entry_id"),
     ("timers", "timer_id"),
+    ("event_search", "event_id"),
+    ("analytics_events", "event_id"),
+    ("analytics_ticket_types", "event_id, ticket_type_id"),
+    (
+        "analytics_sales_daily",
+        "event_id, day, ticket_type_id, currency",
+    ),
+    ("analytics_payments", "event_id, payment_id"),
+    ("analytics_check_ins", "event_id, hour, ticket_type_id"),
+    ("analytics_questions", "event_id, question_id"),
+    ("analytics_answers", "event_id, question_id, answer"),
     ("projector_checkpoints", "projection"),
 ];
 
@@ -46,9 +57,9 @@ fn every_read_model_table_is_compared() {
     }
 }
 
-/// Holds paid, expired and still open, a waitlist with an offer and an entry in line, a
-/// check-in (and one reverted), answers and a refund due: every ticketing table gets rows,
-/// timers of every kind among them.
+/// Questions, holds paid, expired and still open, a waitlist with an offer and an entry in
+/// line, a check-in (and one reverted), answers and a refund due then completed: every
+/// ticketing and analytics table gets rows, timers among them.
 fn ticketing(f: &Fixture) -> Vec<EventFact> {
     let (paid, expired, open, free) = (
         RegistrationId(Uuid::now_v7()),
@@ -61,7 +72,20 @@ fn ticketing(f: &Fixture) -> Vec<EventFact> {
         WaitlistEntryId(Uuid::now_v7()),
     );
     let free_codes = codes(2);
+    let question = |id: &str, kind| marquee_domain::event::Question {
+        id: id.to_owned(),
+        label: id.to_uppercase(),
+        kind,
+        options: Vec::new(),
+        required: false,
+    };
     vec![
+        EventFact::RegistrationQuestionsSet {
+            questions: vec![
+                question("country", marquee_domain::event::QuestionKind::Country),
+                question("note", marquee_domain::event::QuestionKind::Text),
+            ],
+        },
         held_with(paid, f.a, "Pia", codes(1), "2026-02-02T10:15:00Z"),
         payment_received(paid, "pay_paid", 2500),
         hold_confirmed(paid, f.a, 1, "pay_paid", false),
@@ -71,10 +95,16 @@ fn ticketing(f: &Fixture) -> Vec<EventFact> {
         confirmed_with(free, f.b, "Fay", free_codes.clone()),
         EventFact::AnswersGiven {
             registration_id: free,
-            answers: [(
-                "country".to_owned(),
-                marquee_domain::event::AnswerValue::One("PT".to_owned()),
-            )]
+            answers: [
+                (
+                    "country".to_owned(),
+                    marquee_domain::event::AnswerValue::One("PT".to_owned()),
+                ),
+                (
+                    "note".to_owned(),
+                    marquee_domain::event::AnswerValue::One("window seat".to_owned()),
+                ),
+            ]
             .into_iter()
             .collect(),
         },
@@ -86,6 +116,7 @@ fn ticketing(f: &Fixture) -> Vec<EventFact> {
         offer_made(offered, f.a, 1, "2026-02-03T12:00:00Z"),
         cancelled(paid, f.a, 1),
         refund_due(paid, "pay_paid", "2026-02-03T09:00:00Z"),
+        refund_completed(paid, "pay_paid"),
     ]
 }
 
