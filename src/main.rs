@@ -32,7 +32,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Action {
     /// Run everything in one process: command API, projector and query API (embedded default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run only the command API (writes), with its scheduler (timed commands and refunds).
     CommandApi(CommandApiArgs),
     /// Run only the projector (folds the log into read models; from JetStream when `NATS_URL`
@@ -46,6 +46,9 @@ enum Action {
     /// inside `serve` and `command-api`). Any number may run: on Postgres one acts at a time
     /// (advisory lock), the others stand by.
     Scheduler(SchedulerArgs),
+    /// Run only the notifier: e-mail to attendees and signed webhooks to organizers (also
+    /// inside `serve`). Any number may run: each notification is sent once whoever sends it.
+    Notifier(NotifierArgs),
     /// Manage projections (the read models).
     #[command(subcommand)]
     Projections(ProjectionsAction),
@@ -241,6 +244,81 @@ struct SchedulerArgs {
     payments: PaymentArgs,
 }
 
+/// E-mail and webhooks.
+#[derive(Debug, Clone, Args)]
+struct NotificationArgs {
+    /// SMTP server for e-mail, `smtp://[user:password@]host:port` (plain SMTP). Without one,
+    /// e-mail is written to `<data-dir>/outbox/<delivery id>.eml`.
+    #[arg(long, env = "MARQUEE_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// `From:` of every e-mail.
+    #[arg(
+        long,
+        env = "MARQUEE_MAIL_FROM",
+        default_value = "Marquee <no-reply@marquee.local>"
+    )]
+    mail_from: String,
+    /// Directory of templates replacing the built-in ones file by file
+    /// (`<locale>/<kind>.txt`, `<locale>/<kind>.html`, `layout.html`).
+    #[arg(long, env = "MARQUEE_TEMPLATE_DIR")]
+    template_dir: Option<PathBuf>,
+    /// Wait before the first retry of a failed delivery, in milliseconds; it doubles with each
+    /// failure.
+    #[arg(long, env = "MARQUEE_NOTIFY_BACKOFF_MS", default_value_t = 10_000)]
+    notify_backoff_ms: u64,
+    /// Longest wait between two attempts, in seconds.
+    #[arg(long, env = "MARQUEE_NOTIFY_BACKOFF_MAX_SECS", default_value_t = 3_600)]
+    notify_backoff_max_secs: u64,
+    /// No attempt later than this after a notification was planned, in hours.
+    #[arg(long, env = "MARQUEE_NOTIFY_GIVE_UP_HOURS", default_value_t = 72)]
+    notify_give_up_hours: u64,
+    /// How long a notifier's claim on a notification holds, in seconds: one claimed by a
+    /// process that died is sent again after this (with the same delivery id).
+    #[arg(long, env = "MARQUEE_NOTIFY_CLAIM_SECS", default_value_t = 120)]
+    notify_claim_secs: u64,
+    /// Timeout of one webhook request or SMTP exchange, in seconds.
+    #[arg(long, env = "MARQUEE_NOTIFY_TIMEOUT_SECS", default_value_t = 10)]
+    notify_timeout_secs: u64,
+}
+
+impl NotificationArgs {
+    fn config(&self) -> marquee_notifier::NotifierConfig {
+        marquee_notifier::NotifierConfig {
+            mail_from: self.mail_from.clone(),
+            claim_for: Duration::from_secs(self.notify_claim_secs),
+            backoff: marquee_notifier::Backoff {
+                base: Duration::from_millis(self.notify_backoff_ms.max(1)),
+                max: Duration::from_secs(self.notify_backoff_max_secs.max(1)),
+                give_up_after: Duration::from_secs(self.notify_give_up_hours.saturating_mul(3600)),
+            },
+            timeout: Duration::from_secs(self.notify_timeout_secs.max(1)),
+            template_dir: self.template_dir.clone(),
+            ..marquee_notifier::NotifierConfig::default()
+        }
+    }
+
+    /// Where e-mail goes: the SMTP server, or the outbox under `data_dir`.
+    fn mailer(&self, data_dir: &std::path::Path) -> anyhow::Result<marquee_notifier::Mailer> {
+        let timeout = Duration::from_secs(self.notify_timeout_secs.max(1));
+        match &self.smtp_url {
+            Some(url) if !url.is_empty() => {
+                marquee_notifier::Mailer::smtp(url, &self.mail_from, timeout)
+                    .context("MARQUEE_SMTP_URL")
+            }
+            _ => marquee_notifier::Mailer::outbox(data_dir.join("outbox"), &self.mail_from)
+                .context("the outbox directory"),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct NotifierArgs {
+    #[command(flatten)]
+    storage: StorageArgs,
+    #[command(flatten)]
+    notifications: NotificationArgs,
+}
+
 #[derive(Debug, Args)]
 struct RelayArgs {
     #[command(flatten)]
@@ -284,6 +362,8 @@ struct ServeArgs {
     payments: PaymentArgs,
     #[command(flatten)]
     auth: AuthArgs,
+    #[command(flatten)]
+    notifications: NotificationArgs,
     /// Address of the command API.
     #[arg(long, env = "MARQUEE_COMMAND_ADDR", default_value = "127.0.0.1:8080")]
     command_addr: SocketAddr,
@@ -350,7 +430,7 @@ async fn main() -> anyhow::Result<()> {
             done = reporting::replay(args) => done,
             () = shutdown(stopped) => anyhow::bail!("replay interrupted"),
         },
-        Action::Serve(args) => serve(args, stopped).await,
+        Action::Serve(args) => serve(*args, stopped).await,
         Action::CommandApi(args) => {
             let store = open_store(&args.storage).await?;
             let read = ReadModels::connect(&args.storage.url())
@@ -388,6 +468,10 @@ async fn main() -> anyhow::Result<()> {
                     .with_vault(vault),
             );
             run_scheduler(engine, read, gateway, &args.storage.url(), stopped).await
+        }
+        Action::Notifier(args) => {
+            let store = open_store(&args.storage).await?;
+            run_notifier(store, &args.storage, &args.notifications, stopped).await
         }
         Action::Relay(args) => {
             let config = args
@@ -469,11 +553,21 @@ async fn serve(args: ServeArgs, stopped: watch::Receiver<bool>) -> anyhow::Resul
         &args.storage.url(),
         stopped.clone(),
     ));
+    let notifier = tokio::spawn({
+        let (store, storage, notifications, stopped) = (
+            command_state.engine.store().clone(),
+            args.storage.clone(),
+            args.notifications.clone(),
+            stopped.clone(),
+        );
+        async move { run_notifier(store, &storage, &notifications, stopped).await }
+    });
     let commands = run_command_api(command_state, args.command_addr, stopped.clone());
     let queries = run_query_api(query_state, args.query_addr, stopped);
     let (commands, queries) = tokio::join!(commands, queries);
     projector.await.context("projector task")?;
     scheduler.await.context("scheduler task")??;
+    notifier.await.context("notifier task")??;
     if let Some(relay) = relay {
         relay.await.context("relay task")??;
     }
@@ -495,8 +589,12 @@ async fn command_state(
     let accounts = Auth::connect(&storage.url(), store.clone(), auth.limits())
         .await
         .context("opening the accounts")?;
+    let webhooks = marquee_notifier::Webhooks::connect(&storage.url(), accounts.vault.clone())
+        .await
+        .context("opening the webhook endpoints")?;
     let state = CommandState::with_options(store, Arc::new(accounts), engine.options())
-        .with_test_gateway(gateway, Some(secret));
+        .with_test_gateway(gateway, Some(secret))
+        .with_webhooks(webhooks);
     bootstrap(&state, storage, auth).await?;
     Ok(state)
 }
@@ -611,6 +709,30 @@ fn run_scheduler(
             .await
             .context("scheduler")
     }
+}
+
+/// Runs the notifier until shutdown.
+async fn run_notifier(
+    store: Arc<dyn EventStore>,
+    storage: &StorageArgs,
+    notifications: &NotificationArgs,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let url = storage.url();
+    let mailer = notifications.mailer(&storage.data_dir)?;
+    let auth = marquee_auth::AuthStore::connect(&url)
+        .await
+        .context("opening the accounts")?;
+    let mail = match &notifications.smtp_url {
+        Some(smtp) if !smtp.is_empty() => format!("SMTP {}", redact(smtp)),
+        _ => format!("outbox {}", storage.data_dir.join("outbox").display()),
+    };
+    let notifier =
+        marquee_notifier::Notifier::connect(store, &url, auth, mailer, notifications.config())
+            .await
+            .context("opening the notifier")?;
+    println!("marquee: notifier running (e-mail to {mail})");
+    notifier.run(shutdown(stopped)).await.context("notifier")
 }
 
 /// `marquee projections rebuild`: a progress bar on a terminal (stderr), one line on stdout.

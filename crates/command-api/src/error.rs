@@ -94,6 +94,9 @@ pub enum ApiError {
     /// The payment provider refused the request or could not be reached; nothing was recorded.
     #[error("payment provider: {0}")]
     Gateway(#[from] marquee_payments::GatewayError),
+    /// Outgoing webhooks need the notifier's tables, and this process has none.
+    #[error("outgoing webhooks are not configured in this process")]
+    NotificationsNotConfigured,
     /// The payment webhook has no secret to verify signatures with.
     #[error("the payment webhook is not configured (MARQUEE_PAYMENT_WEBHOOK_SECRET)")]
     WebhookNotConfigured,
@@ -264,6 +267,11 @@ impl ApiError {
                 S::BAD_GATEWAY,
                 "payment_provider_error",
                 "Payment provider error",
+            ),
+            ApiError::NotificationsNotConfigured => Problem::new(
+                S::SERVICE_UNAVAILABLE,
+                "notifications_not_configured",
+                "Webhooks not configured",
             ),
             ApiError::WebhookNotConfigured => Problem::new(
                 S::SERVICE_UNAVAILABLE,

@@ -27,6 +27,7 @@ pub mod personal;
 pub mod pipeline;
 pub mod venues;
 pub mod waitlist;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -65,6 +66,9 @@ pub struct CommandState {
     pub webhook_secret: Option<Arc<[u8]>>,
     /// Accounts, tokens, roles, rate limits and personal data's keys.
     pub auth: Arc<Auth>,
+    /// The organizations' webhook endpoints (the notifier's tables); without them the webhook
+    /// routes answer `503 notifications_not_configured`.
+    pub webhooks: Option<Arc<marquee_notifier::Webhooks>>,
 }
 
 impl CommandState {
@@ -104,7 +108,14 @@ impl CommandState {
             payments: test_gateway.clone(),
             test_gateway: Some(test_gateway),
             webhook_secret: None,
+            webhooks: None,
         }
+    }
+
+    /// The same state managing webhook endpoints in the notifier's tables.
+    pub fn with_webhooks(mut self, webhooks: marquee_notifier::Webhooks) -> Self {
+        self.webhooks = Some(Arc::new(webhooks));
+        self
     }
 
     /// The same state taking payments through `gateway`, verifying webhooks with `secret`.
@@ -139,6 +150,7 @@ pub fn router(state: CommandState) -> Router {
         .merge(payments::router())
         .merge(waitlist::router())
         .merge(check_ins::router())
+        .merge(webhooks::router())
         .route("/health", axum::routing::get(health))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

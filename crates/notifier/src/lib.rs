@@ -32,6 +32,7 @@ pub mod signing;
 mod state;
 pub mod store;
 pub mod templates;
+pub mod testing;
 pub mod webhooks;
 
 use std::future::Future;

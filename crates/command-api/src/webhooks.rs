@@ -1,0 +1,366 @@
+//! `/v1/organizations/{id}/webhooks`: the organization's outgoing webhook endpoints — add one
+//! (its signing secret is shown once), list them, remove one, send a test ping, and read an
+//! endpoint's delivery log. For the organization's owners and organizers (`404` to outsiders,
+//! `403` to other roles).
+//!
+//! Adding and removing are facts of the organization (`WebhookEndpointAdded`, with the URL and
+//! the fact types, never the secret); the endpoint's row in the notifier's tables holds the
+//! secret, sealed (see `marquee_notifier::webhooks`). As with API tokens, the fact comes first
+//! (it checks the URL and the fact types) and the row after it; facts after the one that added
+//! the endpoint are delivered to it.
+
+use std::collections::BTreeSet;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use marquee_domain::organization::OrganizationCommand;
+use marquee_domain::{OrganizationId, WebhookId};
+use marquee_notifier::store::{DeliveryRecord, Endpoint};
+use marquee_notifier::{NewEndpoint, Webhooks};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::CommandState;
+use crate::access::{Caller, ORGANIZERS};
+use crate::engine::{Answer, CommandContext, OrganizationAggregate};
+use crate::error::ApiError;
+use crate::extract::{JsonBody, RequestMeta, parse_id};
+use crate::idempotency::answer_response;
+
+/// Most deliveries one page of the delivery log shows.
+const MAX_DELIVERIES: u32 = 200;
+
+/// The webhook routes.
+pub fn router() -> Router<CommandState> {
+    Router::new()
+        .route(
+            "/v1/organizations/{organization_id}/webhooks",
+            post(create).get(list),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/webhooks/{webhook_id}",
+            get(show).delete(remove),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/webhooks/{webhook_id}/ping",
+            post(ping),
+        )
+        .route(
+            "/v1/organizations/{organization_id}/webhooks/{webhook_id}/deliveries",
+            get(deliveries),
+        )
+}
+
+fn notifier_error(e: marquee_notifier::NotifierError) -> ApiError {
+    ApiError::Internal(format!("webhooks: {e}"))
+}
+
+/// The organization of the path when `caller` is one of its owners or organizers, and the
+/// webhook tables.
+async fn as_organizer<'a>(
+    state: &'a CommandState,
+    caller: &Caller,
+    raw_id: &str,
+) -> Result<(OrganizationId, &'a Webhooks), ApiError> {
+    caller.authenticated()?;
+    let organization_id = OrganizationId(parse_id(raw_id, "organization")?);
+    let roles = state
+        .auth
+        .directory
+        .roles(&caller.principal, organization_id)
+        .await?;
+    if roles.is_empty() {
+        return Err(ApiError::NotFound("organization"));
+    }
+    if !roles.iter().any(|r| ORGANIZERS.contains(r)) {
+        return Err(ApiError::Forbidden(
+            "only the organization's owners and organizers manage its webhooks",
+        ));
+    }
+    let webhooks = state
+        .webhooks
+        .as_deref()
+        .ok_or(ApiError::NotificationsNotConfigured)?;
+    Ok((organization_id, webhooks))
+}
+
+/// The endpoint of the path, if it belongs to the organization.
+async fn endpoint_of(
+    webhooks: &Webhooks,
+    organization_id: OrganizationId,
+    raw_id: &str,
+) -> Result<Endpoint, ApiError> {
+    let webhook_id = parse_id(raw_id, "webhook")?;
+    webhooks
+        .get(organization_id.0, webhook_id)
+        .await
+        .map_err(notifier_error)?
+        .ok_or(ApiError::NotFound("webhook"))
+}
+
+fn endpoint_json(endpoint: &Endpoint) -> Value {
+    json!({
+        "webhook_id": endpoint.webhook_id,
+        "organization_id": endpoint.organization_id,
+        "url": endpoint.url,
+        "fact_types": endpoint.fact_types,
+        "status": endpoint.status,
+        "disabled_reason": endpoint.disabled_reason,
+        "created_by": endpoint.created_by,
+        "created_at": endpoint.created_at,
+    })
+}
+
+fn delivery_json(delivery: &DeliveryRecord) -> Value {
+    json!({
+        "delivery_id": delivery.delivery_id,
+        "fact_id": delivery.fact_id,
+        "fact_type": delivery.kind,
+        "position": delivery.position,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "last_status": delivery.last_status,
+        "last_error": delivery.last_error,
+        "next_attempt_at": delivery.next_attempt_at,
+        "created_at": delivery.created_at,
+        "sent_at": delivery.sent_at,
+        "attempt_log": delivery.attempt_log.iter().map(|a| json!({
+            "attempt": a.attempt,
+            "at": a.started_at,
+            "outcome": a.outcome,
+            "status": a.status_code,
+            "error": a.error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Body of `POST /v1/organizations/{id}/webhooks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    /// Where deliveries are posted (`http://` or `https://`).
+    url: String,
+    /// Fact types to receive; `["*"]` for every one.
+    fact_types: BTreeSet<String>,
+}
+
+/// Adds an endpoint. Not idempotent by key on purpose: the secret is shown once, and a replayed
+/// answer would show it again.
+#[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
+async fn create(
+    State(state): State<CommandState>,
+    caller: Caller,
+    Path(organization_id): Path<String>,
+    meta: RequestMeta,
+    body: JsonBody<CreateBody>,
+) -> Response {
+    let outcome = async {
+        let (organization_id, webhooks) = as_organizer(&state, &caller, &organization_id).await?;
+        let b = body.value;
+        let webhook_id = WebhookId(Uuid::now_v7());
+        let context = CommandContext {
+            correlation_id: meta.correlation_id,
+            actor: caller.actor(),
+            organization: Some(organization_id.to_string()),
+            idempotency: None,
+        };
+        let (accepted, _) = state
+            .engine
+            .execute::<OrganizationAggregate>(
+                &organization_id.stream(),
+                vec![OrganizationCommand::AddWebhook {
+                    webhook_id,
+                    url: b.url.clone(),
+                    fact_types: b.fact_types.clone(),
+                    created_by: caller.principal.user_id(),
+                }],
+                &context,
+                |_, _| Answer {
+                    status: StatusCode::CREATED,
+                    body: json!({}),
+                },
+            )
+            .await?;
+        let (endpoint, secret) = webhooks
+            .create(
+                NewEndpoint {
+                    webhook_id: webhook_id.0,
+                    organization_id: organization_id.0,
+                    url: b.url.trim().to_owned(),
+                    fact_types: b.fact_types.into_iter().collect(),
+                    after_position: accepted.position,
+                    created_by: caller.actor(),
+                },
+                state.engine.now(),
+            )
+            .await
+            .map_err(notifier_error)?;
+        let mut answer = endpoint_json(&endpoint);
+        if let Value::Object(map) = &mut answer {
+            map.insert("secret".to_owned(), secret.into());
+            map.insert("position".to_owned(), accepted.position.into());
+        }
+        Ok::<_, ApiError>(answer)
+    }
+    .await;
+    match outcome {
+        Ok(body) => answer_response(StatusCode::CREATED, body),
+        Err(error) => error.into_response(),
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn list(
+    State(state): State<CommandState>,
+    caller: Caller,
+    Path(organization_id): Path<String>,
+) -> Response {
+    let outcome = async {
+        let (organization_id, webhooks) = as_organizer(&state, &caller, &organization_id).await?;
+        let items: Vec<Value> = webhooks
+            .list(organization_id.0)
+            .await
+            .map_err(notifier_error)?
+            .iter()
+            .map(endpoint_json)
+            .collect();
+        Ok::<_, ApiError>(json!({ "items": items }))
+    }
+    .await;
+    match outcome {
+        Ok(body) => answer_response(StatusCode::OK, body),
+        Err(error) => error.into_response(),
+    }
+}
+
+#[tracing::instrument(skip_all)]
+async fn show(
+    State(state): State<CommandState>,
+    caller: Caller,
+    Path((organization_id, webhook_id)): Path<(String, String)>,
+) -> Response {
+    let outcome = async {
+        let (organization_id, webhooks) = as_organizer(&state, &caller, &organization_id).await?;
+        let endpoint = endpoint_of(webhooks, organization_id, &webhook_id).await?;
+        Ok::<_, ApiError>(endpoint_json(&endpoint))
+    }
+    .await;
+    match outcome {
+        Ok(body) => answer_response(StatusCode::OK, body),
+        Err(error) => error.into_response(),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
+async fn remove(
+    State(state): State<CommandState>,
+    caller: Caller,
+    Path((organization_id, webhook_id)): Path<(String, String)>,
+    meta: RequestMeta,
+) -> Response {
+    let outcome = async {
+        let (organization_id, webhooks) = as_organizer(&state, &caller, &organization_id).await?;
+        let endpoint = endpoint_of(webhooks, organization_id, &webhook_id).await?;
+        // The row first: deliveries stop at once, whatever happens next.
+        webhooks
+            .remove(endpoint.webhook_id, state.engine.now())
+            .await
+            .map_err(notifier_error)?;
+        let context = CommandContext {
+            correlation_id: meta.correlation_id,
+            actor: caller.actor(),
+            organization: Some(organization_id.to_string()),
+            idempotency: None,
+        };
+        let webhook_id = WebhookId(endpoint.webhook_id);
+        let (_, answer) = state
+            .engine
+            .execute::<OrganizationAggregate>(
+                &organization_id.stream(),
+                vec![OrganizationCommand::RemoveWebhook { webhook_id }],
+                &context,
+                move |_, _| Answer {
+                    status: StatusCode::OK,
+                    body: json!({ "webhook_id": webhook_id, "removed": true }),
+                },
+            )
+            .await?;
+        Ok::<_, ApiError>(answer)
+    }
+    .await;
+    match outcome {
+        Ok(answer) => answer_response(answer.status, answer.body),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Queues a signed `ping` to the endpoint: `202` with its delivery id, which shows in the
+/// delivery log.
+#[tracing::instrument(skip_all)]
+async fn ping(
+    State(state): State<CommandState>,
+    caller: Caller,
+    Path((organization_id, webhook_id)): Path<(String, String)>,
+) -> Response {
+    let outcome = async {
+        let (organization_id, webhooks) = as_organizer(&state, &caller, &organization_id).await?;
+        let endpoint = endpoint_of(webhooks, organization_id, &webhook_id).await?;
+        if endpoint.status != "active" {
+            return Err(ApiError::Validation(format!(
+                "the endpoint is {}: nothing is delivered to it",
+                endpoint.status
+            )));
+        }
+        let delivery_id = webhooks
+            .ping(&endpoint, state.engine.now())
+            .await
+            .map_err(notifier_error)?;
+        Ok::<_, ApiError>(json!({ "webhook_id": endpoint.webhook_id, "delivery_id": delivery_id }))
+    }
+    .await;
+    match outcome {
+        Ok(body) => answer_response(StatusCode::ACCEPTED, body),
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Query of the delivery log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeliveriesQuery {
+    /// Most deliveries returned, newest first (default 50, at most 200).
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+#[tracing::instrument(skip_all)]
+async fn deliveries(
+    State(state): State<CommandState>,
+    caller: Caller,
+    Path((organization_id, webhook_id)): Path<(String, String)>,
+    query: Result<Query<DeliveriesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let outcome = async {
+        let (organization_id, webhooks) = as_organizer(&state, &caller, &organization_id).await?;
+        let endpoint = endpoint_of(webhooks, organization_id, &webhook_id).await?;
+        let Query(query) = query.map_err(|e| ApiError::Validation(e.body_text()))?;
+        let limit = query.limit.unwrap_or(50).clamp(1, MAX_DELIVERIES);
+        let items: Vec<Value> = webhooks
+            .deliveries(endpoint.webhook_id, limit)
+            .await
+            .map_err(notifier_error)?
+            .iter()
+            .map(delivery_json)
+            .collect();
+        Ok::<_, ApiError>(json!({ "webhook_id": endpoint.webhook_id, "items": items }))
+    }
+    .await;
+    match outcome {
+        Ok(body) => answer_response(StatusCode::OK, body),
+        Err(error) => error.into_response(),
+    }
+}
