@@ -12,6 +12,7 @@ mod fuzz;
 mod helpers;
 mod idempotency;
 mod logs;
+mod notifications;
 mod rate_limits;
 mod readme;
 mod reporting;

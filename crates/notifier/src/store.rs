@@ -367,13 +367,13 @@ impl NotifierStore {
         Ok(())
     }
 
-    /// Records one notification outside the planning of facts (a ping); its delivery id.
+    /// Records one notification outside the planning of facts (a ping) as `delivery_id`.
     pub async fn enqueue(
         &self,
+        delivery_id: Uuid,
         n: &NewNotification,
         now: DateTime<Utc>,
     ) -> Result<Uuid, NotifierError> {
-        let delivery_id = Uuid::now_v7();
         sqlx::query(
             "INSERT INTO notifications (fact_id, channel, recipient, delivery_id, kind, \
              organization_id, position, payload, requires, status, attempts, \

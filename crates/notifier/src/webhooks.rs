@@ -121,6 +121,7 @@ impl Webhooks {
         });
         self.store
             .enqueue(
+                ping_id,
                 &NewNotification {
                     fact_id: ping_id,
                     channel: Channel::Webhook,
