@@ -1,6 +1,7 @@
 //! Sealed personal data in the read models, on a SQLite file and on Postgres: the projector
 //! opens it, records whose it is, shows the person as `[erased]` as soon as `UserErased` is
-//! applied, and a rebuild then gives exactly the same tables.
+//! applied (her answers leave the analytics counts too), and a rebuild then gives exactly the
+//! same tables.
 
 #[allow(
     dead_code,
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use common::{Backend, append, project_until, published_event};
 use marquee_auth::{AuthStore, Vault};
-use marquee_domain::event::{AnswerValue, Answers, Attendee, EventFact};
+use marquee_domain::event::{AnswerValue, Answers, Attendee, EventFact, Question, QuestionKind};
 use marquee_domain::user::UserFact;
 use marquee_domain::{ERASED, RegistrationId, TicketCode, UserId, WaitlistEntryId};
 use marquee_projector::{READ_MODEL_TABLES, ReadModels, RebuildOptions};
@@ -119,16 +120,38 @@ async fn guests(
         ),
     ]
     .into();
+    let question = |id: &str, kind, options: &[&str]| Question {
+        id: id.to_owned(),
+        label: id.to_owned(),
+        kind,
+        options: options.iter().map(|o| (*o).to_owned()).collect(),
+        required: false,
+    };
     let last = append(
         store,
         &f.event.stream(),
         &[
+            // Analytics counts the talks (a closed question), never the diet (free text).
+            EventFact::RegistrationQuestionsSet {
+                questions: vec![
+                    question("diet", QuestionKind::Text, &[]),
+                    question("talks", QuestionKind::MultipleChoice, &["looms", "engines"]),
+                ],
+            },
             confirmed(ada, sealed.attendee(ADA, ADA_EMAIL).await),
             EventFact::AnswersGiven {
                 registration_id: ada,
                 answers,
             },
             confirmed(bob, sealed.attendee(BOB, BOB_EMAIL).await),
+            EventFact::AnswersGiven {
+                registration_id: bob,
+                answers: [(
+                    "talks".to_owned(),
+                    AnswerValue::Many(vec![sealed.seal(BOB_EMAIL, "looms").await]),
+                )]
+                .into(),
+            },
             confirmed(
                 carol,
                 Attendee {
@@ -188,6 +211,26 @@ async fn entry(read_url: &str, id: WaitlistEntryId) -> (String, String, Option<S
         row.get("attendee_email"),
         row.get("person_id"),
     )
+}
+
+/// `(answer, registrations)` of the talks question, by answer.
+async fn talks(read_url: &str) -> Vec<(String, i64)> {
+    let pool = pool(read_url).await;
+    let rows = sqlx::query(
+        "SELECT answer, registrations FROM analytics_answers WHERE question_id = 'talks' \
+         ORDER BY answer",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("answers");
+    rows.iter()
+        .map(|row| {
+            (
+                row.try_get("answer").expect("answer"),
+                row.try_get("registrations").expect("count"),
+            )
+        })
+        .collect()
 }
 
 async fn pool(url: &str) -> AnyPool {
@@ -262,6 +305,10 @@ async fn an_erased_person_leaves_the_read_models_at_once_and_a_rebuild_agrees(ba
     let read = read_models_with(backend.read_models().await, &sealed);
     let (ada, entry_id, last) = guests(&backend.store, &sealed).await;
     project_until(backend.store.clone(), &read, last).await;
+    assert_eq!(
+        talks(backend.read_url()).await,
+        [("engines".to_owned(), 1), ("looms".to_owned(), 2)]
+    );
 
     // As `POST /v1/me/erase` does it: the key first, then the fact naming the person.
     sealed.vault.erase(&sealed.ada).await.expect("erased");
@@ -286,6 +333,11 @@ async fn an_erased_person_leaves_the_read_models_at_once_and_a_rebuild_agrees(ba
     assert_eq!(person.as_deref(), Some(sealed.ada.as_str()));
     let (name, email, _) = entry(backend.read_url(), entry_id).await;
     assert_eq!((name.as_str(), email.as_str()), (ERASED, ERASED));
+    assert_eq!(
+        talks(backend.read_url()).await,
+        [("looms".to_owned(), 1)],
+        "Ada's answers no longer count; Bob's do"
+    );
     let live = dump(backend.read_url()).await;
     let text = live.join("\n");
     for secret in [ADA, ADA_EMAIL, ADA_DIET, "engines"] {

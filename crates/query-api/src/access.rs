@@ -3,7 +3,9 @@
 //! | route | who |
 //! |---|---|
 //! | listing, event page, capacity, health, projections | anyone, no token |
-//! | guest list (`/v1/events/{id}/attendees`) | owners, organizers and door staff of the event's organization |
+//! | guest list (`/v1/events/{id}/attendees`, JSON and CSV) | owners, organizers and door staff of the event's organization |
+//! | an event's analytics (`/v1/events/{id}/analytics`) | owners, organizers and analysts of the event's organization |
+//! | my tickets (`/v1/me/tickets`) | any signed-in account, for its own registrations (`401` without an account, API tokens included) |
 //! | a stream's history (`/v1/streams/{stream}`) | owners and auditors of the organization owning the stream; a `user-<id>` stream only that user |
 //! | the log (`/v1/log`, `/v1/log/live`) | owners and auditors of the organization named by `organization_id` |
 //! | an event's past state (`/v1/events/{id}?as_of=`) | owners, organizers and auditors of the event's organization |
@@ -22,6 +24,9 @@ use crate::{ApiError, QueryState};
 
 /// Owners, organizers and door staff: the guest list.
 pub const GUEST_LIST: &[Role] = &[Role::Owner, Role::Organizer, Role::DoorStaff];
+
+/// Owners, organizers and analysts: an event's analytics (aggregates only, no personal data).
+pub const ANALYTICS: &[Role] = &[Role::Owner, Role::Organizer, Role::Analyst];
 
 /// Owners and auditors: a stream's full history and the log.
 pub const AUDIT: &[Role] = &[Role::Owner, Role::Auditor];

@@ -2,15 +2,21 @@
 //! attendee, ticket type, answers, payment and tickets with their check-in times, in the order
 //! the registrations were made, a page at a time.
 //!
+//! `q=` keeps registrations whose attendee's name or e-mail address contains the text, ignoring
+//! case. With `format=csv` (or `Accept: text/csv`) the whole list matching the filters comes as
+//! one CSV file (see [`crate::csv`]), read page by page and streamed as it is read.
+//!
 //! **Access.** The guest list is personal data (names, e-mail addresses, answers) and carries
 //! the ticket codes that get people in at the door: only the owners, organizers and door staff
 //! of the event's organization read it (see [`crate::access`]).
 
 use axum::Json;
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -27,7 +33,38 @@ use uuid::Uuid;
 
 use crate::access::{GUEST_LIST, authorize};
 use crate::events::{DEFAULT_LIMIT, MoneyJson, parse_limit};
-use crate::{ApiError, QueryState};
+use crate::{ApiError, QueryState, csv};
+
+/// Registrations read per page of a CSV export.
+const CSV_PAGE: u32 = 500;
+
+/// Longest accepted search text, in characters.
+const MAX_SEARCH_TEXT: usize = 200;
+
+/// The columns of the CSV export, in order.
+const CSV_COLUMNS: [&str; 21] = [
+    "registration_id",
+    "status",
+    "attendee_name",
+    "attendee_email",
+    "ticket_type_id",
+    "ticket_type_name",
+    "quantity",
+    "price_amount_minor",
+    "price_currency",
+    "payment_id",
+    "payment_status",
+    "hold_expires_at",
+    "registered_at",
+    "confirmed_at",
+    "cancelled_at",
+    "expired_at",
+    "updated_at",
+    "ticket_codes",
+    "checked_in_tickets",
+    "first_checked_in_at",
+    "answers",
+];
 
 pub(crate) fn router() -> Router<QueryState> {
     Router::new().route("/v1/events/{id}/attendees", get(guest_list))
@@ -127,18 +164,18 @@ struct GuestListPage {
     next_cursor: Option<String>,
 }
 
-/// `GET /v1/events/{id}/attendees?status=&ticket_type_id=&checked_in=&cursor=&limit=`.
+/// `GET /v1/events/{id}/attendees?q=&status=&ticket_type_id=&checked_in=&cursor=&limit=&format=`.
 ///
 /// `checked_in=true` keeps registrations with at least one ticket checked in, `false` those with
 /// at least one ticket still to scan (a group half arrived appears in both). 404 for an event
-/// the read models do not know.
-#[instrument(skip(state, query), fields(limit))]
+/// the read models do not know. As CSV, every page (`cursor` and `limit` do not apply).
+#[instrument(skip(state, headers, query), fields(limit))]
 async fn guest_list(
     State(state): State<QueryState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
-) -> Result<Json<GuestListPage>, ApiError> {
+) -> Result<Response, ApiError> {
     // A malformed id is as unknown as a missing one, whatever the parameters say.
     let event_id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("event"))?;
     authorize(
@@ -150,7 +187,20 @@ async fn guest_list(
     )
     .await?;
     let Query(pairs) = query.map_err(|e| ApiError::validation("query", e.body_text()))?;
-    let filter = parse_filter(pairs)?;
+    let GuestListQuery {
+        filter,
+        format,
+        paged,
+    } = parse_filter(pairs)?;
+    if csv::wanted(&headers, format.as_deref())? {
+        if paged {
+            return Err(ApiError::validation(
+                "cursor",
+                "a CSV export holds every page: leave out cursor and limit",
+            ));
+        }
+        return csv_export(&state, event_id, filter).await;
+    }
     tracing::Span::current().record("limit", filter.limit);
     let page_size = filter.limit as usize;
     // One more than asked tells whether there is a next page.
@@ -174,18 +224,154 @@ async fn guest_list(
     Ok(Json(GuestListPage {
         items: entries.into_iter().map(GuestJson::from).collect(),
         next_cursor,
-    }))
+    })
+    .into_response())
+}
+
+/// Where a CSV export has got to.
+enum Export {
+    /// This page is read and still to write.
+    Page(Vec<GuestListEntry>),
+    /// The next page starts after this registration.
+    After(GuestListKey),
+    /// Everything is written.
+    Done,
+}
+
+/// The whole guest list matching `filter` as CSV: the header, then page after page as it is
+/// read. The first page is read before the answer starts (an unknown event is still a 404);
+/// a failure later can only cut the answer short, which the client sees as a broken transfer.
+async fn csv_export(
+    state: &QueryState,
+    event_id: Uuid,
+    filter: GuestListFilter,
+) -> Result<Response, ApiError> {
+    let page = move |after: Option<GuestListKey>| GuestListFilter {
+        after,
+        limit: CSV_PAGE,
+        ..filter.clone()
+    };
+    let first = state
+        .read
+        .guest_list(event_id, &page(None))
+        .await?
+        .ok_or(ApiError::NotFound("event"))?;
+    let read = state.read.clone();
+    let rows = futures::stream::try_unfold(Export::Page(first), move |next| {
+        let read = read.clone();
+        let filter = page(match &next {
+            Export::After(key) => Some(*key),
+            _ => None,
+        });
+        async move {
+            let entries = match next {
+                Export::Done => return Ok(None),
+                Export::Page(entries) => entries,
+                Export::After(_) => read
+                    .guest_list(event_id, &filter)
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, %event_id, "guest list export cut short");
+                        std::io::Error::other(e)
+                    })?
+                    .unwrap_or_default(),
+            };
+            let next = match entries.last() {
+                Some(last) if entries.len() == CSV_PAGE as usize => Export::After(last.key),
+                _ => Export::Done,
+            };
+            let mut text = String::new();
+            for entry in entries {
+                text.push_str(&csv_record(entry));
+            }
+            Ok::<_, std::io::Error>(Some((Bytes::from(text), next)))
+        }
+    });
+    let header = futures::stream::once(async { Ok(Bytes::from(csv::record(CSV_COLUMNS))) });
+    use futures::StreamExt;
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(csv::CONTENT_TYPE),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                csv::attachment(&format!("guests-{event_id}.csv")),
+            ),
+        ],
+        Body::from_stream(header.chain(rows)),
+    )
+        .into_response())
+}
+
+/// One registration as a CSV record, in [`CSV_COLUMNS`] order.
+fn csv_record(g: GuestListEntry) -> String {
+    let time = |t: Option<DateTime<Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .unwrap_or_default()
+    };
+    let checked_in: Vec<DateTime<Utc>> = g.tickets.iter().filter_map(|t| t.checked_in_at).collect();
+    let answers = serde_json::to_string(&g.answers).unwrap_or_else(|_| "{}".to_owned());
+    csv::record([
+        g.registration_id.to_string(),
+        registration_status_name(g.status).to_owned(),
+        g.attendee.name,
+        g.attendee.email,
+        g.ticket_type_id.to_string(),
+        g.ticket_type_name.unwrap_or_default(),
+        g.quantity.to_string(),
+        g.price
+            .as_ref()
+            .map(|p| p.amount_minor.to_string())
+            .unwrap_or_default(),
+        g.price.map(|p| p.currency).unwrap_or_default(),
+        g.payment
+            .as_ref()
+            .map(|p| p.payment_id.clone())
+            .unwrap_or_default(),
+        g.payment
+            .map(|p| payment_status_name(p.status).to_owned())
+            .unwrap_or_default(),
+        time(g.hold_expires_at),
+        time(Some(g.registered_at)),
+        time(g.confirmed_at),
+        time(g.cancelled_at),
+        time(g.expired_at),
+        time(Some(g.updated_at)),
+        g.tickets
+            .iter()
+            .map(|t| t.code.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        checked_in.len().to_string(),
+        time(checked_in.iter().min().copied()),
+        answers,
+    ])
+}
+
+/// The guest list's query parameters, read.
+#[derive(Debug)]
+struct GuestListQuery {
+    filter: GuestListFilter,
+    /// `json` or `csv`, if given.
+    format: Option<String>,
+    /// Whether `cursor` or `limit` was given.
+    paged: bool,
 }
 
 /// Reads the guest list's query parameters; anything unknown, repeated or malformed is a 400.
-fn parse_filter(pairs: Vec<(String, String)>) -> Result<GuestListFilter, ApiError> {
+fn parse_filter(pairs: Vec<(String, String)>) -> Result<GuestListQuery, ApiError> {
     let mut filter = GuestListFilter {
         limit: DEFAULT_LIMIT,
         ..GuestListFilter::default()
     };
+    let mut format = None;
     let mut seen: Vec<&'static str> = Vec::new();
     for (name, value) in pairs {
         let field: &'static str = match name.as_str() {
+            "q" => "q",
+            "format" => "format",
             "status" => "status",
             "ticket_type_id" => "ticket_type_id",
             "checked_in" => "checked_in",
@@ -199,6 +385,19 @@ fn parse_filter(pairs: Vec<(String, String)>) -> Result<GuestListFilter, ApiErro
         seen.push(field);
         let value = value.trim();
         match field {
+            "q" => {
+                if value.chars().count() > MAX_SEARCH_TEXT {
+                    return Err(ApiError::validation(
+                        field,
+                        format!("must be at most {MAX_SEARCH_TEXT} characters"),
+                    ));
+                }
+                if value.is_empty() {
+                    return Err(ApiError::validation(field, "must not be empty"));
+                }
+                filter.search = Some(value.to_owned());
+            }
+            "format" => format = Some(value.to_owned()),
             "status" => {
                 filter.status = Some(parse_registration_status_name(value).ok_or_else(|| {
                     ApiError::validation(
@@ -224,7 +423,11 @@ fn parse_filter(pairs: Vec<(String, String)>) -> Result<GuestListFilter, ApiErro
             _ => filter.limit = parse_limit(value)?,
         }
     }
-    Ok(filter)
+    Ok(GuestListQuery {
+        filter,
+        format,
+        paged: seen.contains(&"cursor") || seen.contains(&"limit"),
+    })
 }
 
 /// The opaque cursor: base64url of `r<registered_position>` of the last registration shown.
@@ -268,10 +471,12 @@ mod tests {
 
     #[test]
     fn guest_list_parameters_default_to_twenty_registrations_and_no_filter() {
-        let filter = parse_filter(vec![]).expect("no parameters is fine");
-        assert_eq!(filter.limit, DEFAULT_LIMIT);
-        assert_eq!(filter.status, None);
-        assert_eq!(filter.checked_in, None);
+        let query = parse_filter(vec![]).expect("no parameters is fine");
+        assert_eq!(query.filter.limit, DEFAULT_LIMIT);
+        assert_eq!(query.filter.status, None);
+        assert_eq!(query.filter.checked_in, None);
+        assert_eq!(query.filter.search, None);
+        assert!(!query.paged);
     }
 
     #[test]
@@ -282,6 +487,7 @@ mod tests {
             (vec![("ticket_type_id", "vip")], "ticket_type_id"),
             (vec![("limit", "0")], "limit"),
             (vec![("status", "held"), ("status", "held")], "status"),
+            (vec![("q", " ")], "q"),
         ] {
             let error = parse_filter(pairs(&list)).expect_err("refused");
             assert!(

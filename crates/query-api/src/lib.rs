@@ -1,7 +1,8 @@
 //! Marquee's query API: the read side over HTTP.
 //!
 //! What lives here: the axum routes that serve the read models (`/v1/events…`, among them the
-//! guest list `/v1/events/{id}/attendees`), the audit routes straight from the log
+//! guest list `/v1/events/{id}/attendees` and the analytics `/v1/events/{id}/analytics`, and
+//! an account's own registrations, `/v1/me/tickets`), the audit routes straight from the log
 //! (`/v1/streams/{stream}`, `/v1/log`, `/v1/log/live`, `/v1/events/{id}?as_of=`, see [`audit`]),
 //! the health and projection-progress endpoints, read-your-writes (`Marquee-Min-Position`), and
 //! the one [`ApiError`] that turns every failure into RFC 9457 problem+json.
@@ -11,12 +12,15 @@
 //! business rules. Handlers parse, ask, and shape JSON.
 
 pub mod access;
+mod analytics;
 mod attendees;
 pub mod audit;
 mod conditional;
+mod csv;
 mod error;
 mod events;
 mod health;
+mod me;
 mod position;
 
 use std::future::Future;
@@ -86,6 +90,8 @@ pub fn router(state: QueryState) -> Router {
     Router::new()
         .merge(events::router())
         .merge(attendees::router())
+        .merge(analytics::router())
+        .merge(me::router())
         .merge(audit::router())
         .merge(health::router())
         .fallback(no_route)
