@@ -93,6 +93,10 @@ struct StorageArgs {
     /// `sqlite://PATH`, `postgres://…` or `memory:`. Default: `sqlite://<data-dir>/marquee.db`.
     #[arg(long, env = "DATABASE_URL")]
     database_url: Option<String>,
+    /// The command side snapshots an aggregate every this many facts (0: never). Snapshots are
+    /// a cache: any value gives the same answers, only loading long streams gets cheaper.
+    #[arg(long, env = "MARQUEE_SNAPSHOT_EVERY", default_value_t = marquee_store::DEFAULT_SNAPSHOT_EVERY)]
+    snapshot_every: u64,
 }
 
 impl StorageArgs {
@@ -806,7 +810,11 @@ async fn open_store(storage: &StorageArgs) -> anyhow::Result<Arc<dyn EventStore>
         std::fs::create_dir_all(&storage.data_dir)
             .with_context(|| format!("creating {}", storage.data_dir.display()))?;
     }
-    marquee_store::connect(&url)
+    let options = marquee_store::StoreOptions {
+        snapshot_every: storage.snapshot_every,
+        ..marquee_store::StoreOptions::default()
+    };
+    marquee_store::connect_with(&url, options)
         .await
         .with_context(|| format!("opening the log at {}", redact(&url)))
 }

@@ -4,7 +4,7 @@
 use futures::future::join_all;
 use serde_json::Value;
 
-use crate::helpers::{Backend, TestApp, spawn_app};
+use crate::helpers::{AppOptions, Backend, TestApp, spawn_app, spawn_app_with};
 
 /// Creates a venue and a published event with two ticket types (20 and 30 seats).
 async fn published_event(app: &TestApp) -> (String, String, String, u64) {
@@ -138,4 +138,50 @@ async fn a_restart_on_the_same_data_keeps_all_state_and_counts_nothing_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_restart_keeps_all_state_and_counts_nothing_twice() {
     restart_keeps_everything(Backend::Postgres).await;
+}
+
+/// How many snapshots the app's log holds for one stream.
+async fn snapshots_of(app: &TestApp, stream: &str) -> i64 {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&app.database())
+        .await
+        .expect("the app's database");
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM snapshots WHERE stream = $1")
+        .bind(stream)
+        .fetch_one(&pool)
+        .await
+        .expect("count snapshots");
+    pool.close().await;
+    n
+}
+
+/// `MARQUEE_SNAPSHOT_EVERY` sets how often the command side snapshots an aggregate, `0` turns
+/// snapshots off, and the answers are the same either way (after a restart too, when the
+/// snapshot is what loads).
+#[tokio::test]
+async fn the_snapshot_interval_is_a_setting_and_changes_no_answer() {
+    for (every, snapshotted) in [("2", true), ("0", false)] {
+        let mut app = spawn_app_with(
+            AppOptions::new(Backend::Sqlite).env("MARQUEE_SNAPSHOT_EVERY", every),
+        )
+        .await;
+        let (event_id, small, _large, _) = published_event(&app).await;
+        for n in 0..3 {
+            assert_eq!(app.reserve(&event_id, &small, 2, n).await.status, 201);
+        }
+        let stream = format!("event-{event_id}");
+        assert_eq!(
+            snapshots_of(&app, &stream).await > 0,
+            snapshotted,
+            "MARQUEE_SNAPSHOT_EVERY={every}"
+        );
+        app.restart().await;
+        // 20 seats, 6 taken: the seventh to tenth pairs fit, the eleventh does not.
+        for n in 3..10 {
+            assert_eq!(app.reserve(&event_id, &small, 2, n).await.status, 201);
+        }
+        app.reserve(&event_id, &small, 2, 10)
+            .await
+            .assert_problem(409, "sold_out");
+    }
 }
