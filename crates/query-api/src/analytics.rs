@@ -14,24 +14,46 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use chrono::{DateTime, NaiveDate, Utc};
 use marquee_domain::EventId;
 use marquee_projector::analytics::{EventAnalytics, SalesCounts};
 use marquee_projector::queries::status_name;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 use tracing::instrument;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::access::{ANALYTICS, authorize};
+use crate::error::Problem;
+use crate::events::MoneyJson;
+use crate::openapi::names;
 use crate::{ApiError, QueryState, csv};
 
-pub(crate) fn router() -> Router<QueryState> {
-    Router::new().route("/v1/events/{id}/analytics", get(event_analytics))
+pub(crate) fn router() -> OpenApiRouter<QueryState> {
+    OpenApiRouter::new().routes(routes!(event_analytics))
+}
+
+/// The sections a CSV answer can hold (`section=`).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(
+    dead_code,
+    reason = "describes the names `Section::ALL` parses; never built"
+)]
+enum SectionName {
+    SalesPerDay,
+    SalesPerTicketType,
+    TicketTypes,
+    Revenue,
+    Refunds,
+    CheckIns,
+    Answers,
 }
 
 /// The sections a CSV answer can hold, one per request.
@@ -94,7 +116,43 @@ fn section_needed() -> ApiError {
     )
 }
 
-/// `GET /v1/events/{id}/analytics?format=&section=`.
+/// An event's analytics: sales, money, cancellations, refunds, check-ins and answers.
+///
+/// From the analytics tables the projector keeps. JSON by default; as CSV (`format=csv`, or
+/// without `format` `Accept: text/csv`) one section at a time, chosen with `section` (required
+/// then), its columns named as the JSON fields are. Days and hours are UTC. Money is in minor
+/// units, always beside its currency: amounts of different currencies are never added together.
+/// For the owners, organizers and analysts of the event's organization (401 anonymous, 404
+/// outside it, 403 for other roles). Nothing here is personal data.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}/analytics",
+    tag = "organizers",
+    params(
+        ("id" = Uuid, Path, description = "The event's id."),
+        ("format" = Option<names::Format>, Query,
+            description = "`json` (default, unless `Accept` names `text/csv`) or `csv`."),
+        ("section" = Option<SectionName>, Query,
+            description = "The section a CSV answer holds (required for CSV)."),
+    ),
+    responses(
+        (status = 200, description = "The event's analytics, or one section as CSV.",
+            content(
+                (AnalyticsJson = "application/json"),
+                (String = "text/csv"),
+            )),
+        (status = 400, description = "A parameter is unknown, repeated or malformed, or CSV was \
+            asked for without `section` (`validation_failed`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials (`unauthorized`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not read analytics (`forbidden`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event, or not one of the caller's organization \
+            (`not_found`).", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 #[instrument(skip(state, headers, query))]
 async fn event_analytics(
     State(state): State<QueryState>,
@@ -311,95 +369,127 @@ impl Report {
         ]
     }
 
-    fn json(&self, a: &EventAnalytics) -> Value {
-        let counted = |pairs: &[(&'static str, i64)], mut object: Map<String, Value>| {
-            for (name, value) in pairs {
-                object.insert((*name).to_owned(), json!(value));
-            }
-            Value::Object(object)
-        };
-        let keys = |pairs: Vec<(&str, Value)>| -> Map<String, Value> {
-            pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
-        };
-        json!({
-            "event_id": a.event.event_id,
-            "title": a.event.title,
-            "status": status_name(a.event.status),
-            "starts_at": a.event.starts_at,
-            "ends_at": a.event.ends_at,
-            "timezone": a.event.timezone,
-            "buckets_time_zone": "UTC",
-            "capacity": a.event.capacity,
-            "sell_through": {
-                "seats_confirmed": self.confirmed,
-                "quantity": self.quantity,
-                "ratio": ratio(self.confirmed, self.quantity),
+    fn json(&self, a: &EventAnalytics) -> AnalyticsJson {
+        AnalyticsJson {
+            event_id: a.event.event_id,
+            title: a.event.title.clone(),
+            status: status_name(a.event.status),
+            starts_at: a.event.starts_at,
+            ends_at: a.event.ends_at,
+            timezone: a.event.timezone.clone(),
+            buckets_time_zone: "UTC",
+            capacity: a.event.capacity,
+            sell_through: SellThrough {
+                seats_confirmed: self.confirmed,
+                quantity: self.quantity,
+                ratio: ratio(self.confirmed, self.quantity),
             },
-            "ticket_types": a.ticket_types.iter().map(|t| json!({
-                "ticket_type_id": t.ticket_type_id,
-                "name": t.name,
-                "price": { "amount_minor": t.price.amount_minor, "currency": t.price.currency },
-                "quantity": t.quantity,
-                "seats_confirmed": t.seats_confirmed,
-                "seats_held": t.seats_held,
-                "seats_available": t.seats_available,
-                "sell_through": ratio(t.seats_confirmed, t.quantity),
-            })).collect::<Vec<_>>(),
-            "sales_per_day": a.sales.iter().map(|d| counted(&counters(&d.counts), keys(vec![
-                ("day", json!(d.day)),
-                ("ticket_type_id", json!(d.ticket_type_id)),
-                ("currency", json!(d.currency)),
-            ]))).collect::<Vec<_>>(),
-            "sales_per_ticket_type": self.per_ticket_type.iter().map(|((id, currency), c)| {
-                counted(&counters(c), keys(vec![
-                    ("ticket_type_id", json!(id)),
-                    ("name", json!(Self::ticket_type_name(a, *id))),
-                    ("currency", json!(currency)),
-                ]))
-            }).collect::<Vec<_>>(),
-            "revenue": self.per_currency.iter().map(|(currency, c)| {
-                counted(&Self::revenue(c), keys(vec![("currency", json!(currency))]))
-            }).collect::<Vec<_>>(),
-            "cancellations": {
-                "orders_cancelled": self.total.orders_cancelled,
-                "seats_cancelled": self.total.seats_cancelled,
-                "holds_cancelled": self.total.holds_cancelled,
-                "holds_expired": self.total.holds_expired,
-                "seats_expired": self.total.seats_expired,
+            ticket_types: a
+                .ticket_types
+                .iter()
+                .map(|t| TicketTypeFiguresJson {
+                    ticket_type_id: t.ticket_type_id,
+                    name: t.name.clone(),
+                    price: MoneyJson {
+                        amount_minor: t.price.amount_minor,
+                        currency: t.price.currency.clone(),
+                    },
+                    quantity: t.quantity,
+                    seats_confirmed: t.seats_confirmed,
+                    seats_held: t.seats_held,
+                    seats_available: t.seats_available,
+                    sell_through: ratio(t.seats_confirmed, t.quantity),
+                })
+                .collect(),
+            sales_per_day: a
+                .sales
+                .iter()
+                .map(|d| DaySales {
+                    day: d.day,
+                    ticket_type_id: d.ticket_type_id,
+                    currency: d.currency.clone(),
+                    counts: SalesCountsJson::from(&d.counts),
+                })
+                .collect(),
+            sales_per_ticket_type: self
+                .per_ticket_type
+                .iter()
+                .map(|((id, currency), c)| TicketTypeSales {
+                    ticket_type_id: *id,
+                    name: Self::ticket_type_name(a, *id),
+                    currency: currency.clone(),
+                    counts: SalesCountsJson::from(c),
+                })
+                .collect(),
+            revenue: self
+                .per_currency
+                .iter()
+                .map(|(currency, c)| RevenueJson {
+                    currency: currency.clone(),
+                    booked_minor: c.revenue_minor,
+                    cancelled_minor: c.cancelled_revenue_minor,
+                    received_minor: c.received_minor,
+                    refund_due_minor: c.refund_due_minor,
+                    refunded_minor: c.refunded_minor,
+                    net_minor: c.received_minor - c.refund_due_minor,
+                })
+                .collect(),
+            cancellations: Cancellations {
+                orders_cancelled: self.total.orders_cancelled,
+                seats_cancelled: self.total.seats_cancelled,
+                holds_cancelled: self.total.holds_cancelled,
+                holds_expired: self.total.holds_expired,
+                seats_expired: self.total.seats_expired,
             },
-            "refunds": a.refunds.iter().map(|r| json!({
-                "reason": r.reason,
-                "currency": r.currency,
-                "due": r.due,
-                "due_minor": r.due_minor,
-                "completed": r.completed,
-                "completed_minor": r.completed_minor,
-            })).collect::<Vec<_>>(),
-            "check_ins": {
-                "seats_confirmed": self.confirmed,
-                "checked_in": self.checked_in,
-                "rate": ratio(self.checked_in, self.confirmed),
-                "per_hour": self.hours.iter().map(|h| json!({
-                    "hour": h.hour,
-                    "check_ins": h.check_ins,
-                    "reverted": h.reverted,
-                    "net": h.check_ins.saturating_sub(h.reverted),
-                    "cumulative": h.cumulative,
-                    "rate": ratio(h.cumulative, self.confirmed),
-                })).collect::<Vec<_>>(),
+            refunds: a
+                .refunds
+                .iter()
+                .map(|r| RefundsJson {
+                    reason: r.reason.clone(),
+                    currency: r.currency.clone(),
+                    due: r.due,
+                    due_minor: r.due_minor,
+                    completed: r.completed,
+                    completed_minor: r.completed_minor,
+                })
+                .collect(),
+            check_ins: CheckIns {
+                seats_confirmed: self.confirmed,
+                checked_in: self.checked_in,
+                rate: ratio(self.checked_in, self.confirmed),
+                per_hour: self
+                    .hours
+                    .iter()
+                    .map(|h| HourJson {
+                        hour: h.hour.clone(),
+                        check_ins: h.check_ins,
+                        reverted: h.reverted,
+                        net: h.check_ins.saturating_sub(h.reverted),
+                        cumulative: h.cumulative,
+                        rate: ratio(h.cumulative, self.confirmed),
+                    })
+                    .collect(),
             },
-            "questions": a.questions.iter().map(|q| json!({
-                "question_id": q.question_id,
-                "label": q.label,
-                "kind": q.kind,
-                "asked": q.asked,
-                "answered": q.answered,
-                "answers": q.answers.iter().map(|c| json!({
-                    "answer": c.answer,
-                    "registrations": c.registrations,
-                })).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
-        })
+            questions: a
+                .questions
+                .iter()
+                .map(|q| QuestionJson {
+                    question_id: q.question_id.clone(),
+                    label: q.label.clone(),
+                    kind: q.kind.clone(),
+                    asked: q.asked,
+                    answered: q.answered,
+                    answers: q
+                        .answers
+                        .iter()
+                        .map(|c| AnswerCountJson {
+                            answer: c.answer.clone(),
+                            registrations: c.registrations,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
     }
 
     /// One section as a table: its column names and rows.
@@ -582,6 +672,232 @@ impl Report {
             ),
         }
     }
+}
+
+/// An event's analytics (`GET /v1/events/{id}/analytics` as JSON).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Analytics)]
+struct AnalyticsJson {
+    event_id: Uuid,
+    title: String,
+    #[schema(value_type = names::EventStatus)]
+    status: &'static str,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    /// IANA time zone the event is advertised in.
+    timezone: String,
+    /// The time zone of days and hours below: always `UTC`.
+    #[schema(value_type = String, example = "UTC")]
+    buckets_time_zone: &'static str,
+    /// Event-wide seat limit.
+    capacity: u64,
+    /// Seats confirmed now over every ticket type, against their quantity.
+    sell_through: SellThrough,
+    /// In the order they were added.
+    ticket_types: Vec<TicketTypeFiguresJson>,
+    /// Per UTC day, ticket type and currency, oldest first.
+    sales_per_day: Vec<DaySales>,
+    /// Per ticket type and currency, summed over the days.
+    sales_per_ticket_type: Vec<TicketTypeSales>,
+    /// Per currency.
+    revenue: Vec<RevenueJson>,
+    cancellations: Cancellations,
+    /// Per refund reason and currency.
+    refunds: Vec<RefundsJson>,
+    check_ins: CheckIns,
+    /// Every question the event asked: its current questions in order, then those no longer
+    /// asked.
+    questions: Vec<QuestionJson>,
+}
+
+/// Seats confirmed against seats offered.
+#[derive(Debug, Serialize, ToSchema)]
+struct SellThrough {
+    seats_confirmed: u64,
+    quantity: u64,
+    /// `seats_confirmed / quantity`, rounded to four places; `null` when `quantity` is 0.
+    #[schema(required = true)]
+    ratio: Option<f64>,
+}
+
+/// One ticket type's figures now.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TicketTypeFigures)]
+struct TicketTypeFiguresJson {
+    ticket_type_id: Uuid,
+    name: String,
+    price: MoneyJson,
+    quantity: u64,
+    seats_confirmed: u64,
+    seats_held: u64,
+    seats_available: u64,
+    /// `seats_confirmed / quantity`, rounded to four places; `null` when `quantity` is 0.
+    #[schema(required = true)]
+    sell_through: Option<f64>,
+}
+
+/// Every sales counter, in minor units for money.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SalesCounts)]
+struct SalesCountsJson {
+    orders_confirmed: u64,
+    seats_confirmed: u64,
+    revenue_minor: i64,
+    holds_placed: u64,
+    seats_held: u64,
+    holds_expired: u64,
+    seats_expired: u64,
+    holds_cancelled: u64,
+    orders_cancelled: u64,
+    seats_cancelled: u64,
+    cancelled_revenue_minor: i64,
+    payments_received: u64,
+    received_minor: i64,
+    refunds_due: u64,
+    refund_due_minor: i64,
+    refunds_completed: u64,
+    refunded_minor: i64,
+}
+
+impl From<&SalesCounts> for SalesCountsJson {
+    fn from(c: &SalesCounts) -> Self {
+        Self {
+            orders_confirmed: c.orders_confirmed,
+            seats_confirmed: c.seats_confirmed,
+            revenue_minor: c.revenue_minor,
+            holds_placed: c.holds_placed,
+            seats_held: c.seats_held,
+            holds_expired: c.holds_expired,
+            seats_expired: c.seats_expired,
+            holds_cancelled: c.holds_cancelled,
+            orders_cancelled: c.orders_cancelled,
+            seats_cancelled: c.seats_cancelled,
+            cancelled_revenue_minor: c.cancelled_revenue_minor,
+            payments_received: c.payments_received,
+            received_minor: c.received_minor,
+            refunds_due: c.refunds_due,
+            refund_due_minor: c.refund_due_minor,
+            refunds_completed: c.refunds_completed,
+            refunded_minor: c.refunded_minor,
+        }
+    }
+}
+
+/// One UTC day's sales of one ticket type in one currency.
+#[derive(Debug, Serialize, ToSchema)]
+struct DaySales {
+    day: NaiveDate,
+    ticket_type_id: Uuid,
+    currency: String,
+    #[serde(flatten)]
+    counts: SalesCountsJson,
+}
+
+/// One ticket type's sales in one currency, summed over the days.
+#[derive(Debug, Serialize, ToSchema)]
+struct TicketTypeSales {
+    ticket_type_id: Uuid,
+    /// Empty if the ticket type is unknown.
+    name: String,
+    currency: String,
+    #[serde(flatten)]
+    counts: SalesCountsJson,
+}
+
+/// One currency's money, in its minor unit.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Revenue)]
+struct RevenueJson {
+    currency: String,
+    /// Confirmed orders' value.
+    booked_minor: i64,
+    /// Cancelled orders' value.
+    cancelled_minor: i64,
+    /// Payments received.
+    received_minor: i64,
+    /// Refunds owed.
+    refund_due_minor: i64,
+    /// Refunds paid out.
+    refunded_minor: i64,
+    /// `received_minor - refund_due_minor`.
+    net_minor: i64,
+}
+
+/// Cancellations and expiries over every ticket type.
+#[derive(Debug, Serialize, ToSchema)]
+struct Cancellations {
+    orders_cancelled: u64,
+    seats_cancelled: u64,
+    holds_cancelled: u64,
+    holds_expired: u64,
+    seats_expired: u64,
+}
+
+/// Refunds for one reason in one currency.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Refunds)]
+struct RefundsJson {
+    reason: String,
+    currency: String,
+    due: u64,
+    due_minor: i64,
+    completed: u64,
+    completed_minor: i64,
+}
+
+/// Tickets let in, in all and per UTC hour.
+#[derive(Debug, Serialize, ToSchema)]
+struct CheckIns {
+    seats_confirmed: u64,
+    /// Tickets let in and not reverted.
+    checked_in: u64,
+    /// `checked_in / seats_confirmed`, rounded to four places; `null` when none is confirmed.
+    #[schema(required = true)]
+    rate: Option<f64>,
+    /// Oldest first.
+    per_hour: Vec<HourJson>,
+}
+
+/// One UTC hour of check-ins over every ticket type.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CheckInHour)]
+struct HourJson {
+    /// The hour's start, e.g. `2026-06-01T18:00:00Z`.
+    #[schema(format = DateTime)]
+    hour: String,
+    check_ins: u64,
+    reverted: u64,
+    /// `check_ins - reverted`, never below 0.
+    net: u64,
+    /// Tickets let in up to the end of this hour (and not reverted since).
+    cumulative: u64,
+    /// `cumulative / seats_confirmed`, rounded to four places; `null` when none is confirmed.
+    #[schema(required = true)]
+    rate: Option<f64>,
+}
+
+/// The answers to one registration question.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = QuestionFigures)]
+struct QuestionJson {
+    question_id: String,
+    label: String,
+    /// `text`, `single_choice`, `multiple_choice`, `country` or `age_range`.
+    kind: String,
+    /// Whether the event still asks it.
+    asked: bool,
+    /// Confirmed registrations that answered it.
+    answered: u64,
+    /// Per answer (closed questions only; free text is never counted here).
+    answers: Vec<AnswerCountJson>,
+}
+
+/// How many confirmed registrations gave one answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AnswerCount)]
+struct AnswerCountJson {
+    answer: String,
+    registrations: u64,
 }
 
 #[cfg(test)]

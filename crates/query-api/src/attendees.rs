@@ -11,13 +11,11 @@
 //! of the event's organization read it (see [`crate::access`]).
 
 use axum::Json;
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -29,10 +27,15 @@ use marquee_projector::queries::{
 };
 use serde::Serialize;
 use tracing::instrument;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::access::{GUEST_LIST, authorize};
+use crate::error::Problem;
 use crate::events::{DEFAULT_LIMIT, MoneyJson, parse_limit};
+use crate::openapi::names;
 use crate::{ApiError, QueryState, csv};
 
 /// Registrations read per page of a CSV export.
@@ -66,56 +69,93 @@ const CSV_COLUMNS: [&str; 21] = [
     "answers",
 ];
 
-pub(crate) fn router() -> Router<QueryState> {
-    Router::new().route("/v1/events/{id}/attendees", get(guest_list))
+pub(crate) fn router() -> OpenApiRouter<QueryState> {
+    OpenApiRouter::new().routes(routes!(guest_list))
 }
 
-#[derive(Debug, Serialize)]
+/// Who the seats are for.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Attendee)]
 struct AttendeeJson {
     name: String,
     email: String,
 }
 
-#[derive(Debug, Serialize)]
+/// A ticket type by id, with its name.
+#[derive(Debug, Serialize, ToSchema)]
 struct TicketTypeRef {
     id: Uuid,
     /// `null` if the ticket type is unknown to the read models.
+    #[schema(required = true)]
     name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// A registration's payment.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Payment)]
 struct PaymentJson {
+    /// The payment provider's id.
     id: String,
-    /// `pending`, `declined`, `paid`, `refund_due` or `refunded`.
+    #[schema(value_type = names::PaymentStatus)]
     status: &'static str,
 }
 
-#[derive(Debug, Serialize)]
+/// One ticket: one seat, one code.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Ticket)]
 struct TicketJson {
+    /// What the door scans.
     code: String,
     /// When it was let in; `null` until then (and again after a reverted check-in).
+    #[schema(required = true)]
     checked_in_at: Option<DateTime<Utc>>,
 }
 
+/// An answer to a registration question: one value (text, a choice, a country code, an age
+/// range), or the choices of a multiple-choice question.
+#[derive(ToSchema)]
+#[allow(
+    dead_code,
+    reason = "describes the domain's `AnswerValue`; never built"
+)]
+enum Answer {
+    One(String),
+    Many(Vec<String>),
+}
+
 /// One registration on the guest list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Guest)]
 struct GuestJson {
     registration_id: Uuid,
-    /// `held`, `confirmed`, `cancelled` or `expired`.
+    #[schema(value_type = names::RegistrationStatus)]
     status: &'static str,
     attendee: AttendeeJson,
     ticket_type: TicketTypeRef,
+    /// Seats taken.
     quantity: u64,
+    /// Answers to the event's questions, by question id.
+    #[schema(value_type = std::collections::BTreeMap<String, Answer>)]
     answers: Answers,
     /// What the seats cost in all; `null` for free seats.
+    #[schema(required = true)]
     price: Option<MoneyJson>,
+    /// `null` for free seats and before a payment is known.
+    #[schema(required = true)]
     payment: Option<PaymentJson>,
+    /// When an unpaid hold runs out; `null` unless `held`.
+    #[schema(required = true)]
     hold_expires_at: Option<DateTime<Utc>>,
     registered_at: DateTime<Utc>,
+    #[schema(required = true)]
     confirmed_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     cancelled_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     expired_at: Option<DateTime<Utc>>,
+    /// When anything about it last changed.
     updated_at: DateTime<Utc>,
+    /// One per seat once confirmed.
     tickets: Vec<TicketJson>,
 }
 
@@ -157,18 +197,65 @@ impl From<GuestListEntry> for GuestJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of the guest list.
+#[derive(Debug, Serialize, ToSchema)]
 struct GuestListPage {
+    /// In the order the registrations were made.
     items: Vec<GuestJson>,
     /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
-/// `GET /v1/events/{id}/attendees?q=&status=&ticket_type_id=&checked_in=&cursor=&limit=&format=`.
+/// An event's guest list, as pages of JSON or as one CSV file.
+///
+/// Every registration with its status, attendee, ticket type, answers, payment and tickets with
+/// their check-in times, in the order the registrations were made. For the owners, organizers
+/// and door staff of the event's organization (401 anonymous, 404 outside it, 403 for other
+/// roles).
 ///
 /// `checked_in=true` keeps registrations with at least one ticket checked in, `false` those with
-/// at least one ticket still to scan (a group half arrived appears in both). 404 for an event
-/// the read models do not know. As CSV, every page (`cursor` and `limit` do not apply).
+/// at least one ticket still to scan (a group half arrived appears in both). With `format=csv`
+/// (or, without `format`, `Accept: text/csv`) the whole list matching the filters comes as one
+/// RFC 4180 file with a header row (`cursor` and `limit` do not apply and are refused).
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}/attendees",
+    tag = "organizers",
+    params(
+        ("id" = Uuid, Path, description = "The event's id."),
+        ("q" = Option<String>, Query, min_length = 1, max_length = 200,
+            description = "Only registrations whose attendee's name or e-mail address contains \
+                this text, ignoring case; not blank."),
+        ("status" = Option<names::RegistrationStatus>, Query,
+            description = "Only registrations in this status."),
+        ("ticket_type_id" = Option<Uuid>, Query, description = "Only this ticket type."),
+        ("checked_in" = Option<bool>, Query,
+            description = "`true`: with a ticket checked in; `false`: with a ticket still to scan."),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100,
+            description = "Registrations per page; default 20."),
+        ("format" = Option<names::Format>, Query,
+            description = "`json` (default, unless `Accept` names `text/csv`) or `csv`."),
+    ),
+    responses(
+        (status = 200, description = "A page of the guest list, or all of it as CSV.",
+            content(
+                (GuestListPage = "application/json"),
+                (String = "text/csv"),
+            )),
+        (status = 400, description = "A parameter is unknown, repeated or malformed, or CSV was \
+            asked for with `cursor` or `limit` (`validation_failed`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials (`unauthorized`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not read the guest list (`forbidden`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event, or not one of the caller's organization \
+            (`not_found`).", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 #[instrument(skip(state, headers, query), fields(limit))]
 async fn guest_list(
     State(state): State<QueryState>,

@@ -44,22 +44,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures::{Stream, StreamExt};
 use marquee_domain::{OrganizationId, UserId};
 use marquee_store::{EventStore, RecordedFact, StoreError};
 use serde::Serialize;
 use tracing::instrument;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::access::{AUDIT, authorize, authorize_in, signed_in};
+use crate::error::Problem;
 use crate::{ApiError, QueryState};
 
 pub(crate) use as_of::event_as_of;
@@ -78,11 +80,62 @@ const LOG_PAGE: usize = 1_000;
 /// keep an idle connection open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-pub(crate) fn router() -> Router<QueryState> {
-    Router::new()
-        .route("/v1/streams/{stream}", get(stream_history))
-        .route("/v1/log", get(log))
-        .route("/v1/log/live", get(log_live))
+pub(crate) fn router() -> OpenApiRouter<QueryState> {
+    OpenApiRouter::new()
+        .routes(routes!(stream_history))
+        .routes(routes!(log))
+        .routes(routes!(log_live))
+}
+
+/// A fact as the log holds it: the JSON of `RecordedFact`, one format everywhere (stream
+/// history, `/v1/log` lines, `/v1/log/live` data, `marquee export`). Personal data the command
+/// side sealed (`"sealed:v1:…"`) stays sealed.
+#[derive(ToSchema)]
+#[allow(
+    dead_code,
+    reason = "describes `marquee_store::RecordedFact`; never built"
+)]
+struct Fact {
+    /// Place in the global log, from 1, strictly increasing in commit order.
+    #[schema(minimum = 1)]
+    position: u64,
+    /// The stream (aggregate instance) it belongs to, e.g. `event-<uuid>`.
+    stream: String,
+    /// Place in its stream, from 0.
+    revision: u64,
+    /// The id it was appended with (UUID v7).
+    fact_id: Uuid,
+    /// e.g. `RegistrationConfirmed`.
+    fact_type: String,
+    /// Version of `data`'s shape.
+    schema_version: u32,
+    /// The payload, as appended.
+    #[schema(value_type = Value)]
+    data: serde_json::Value,
+    metadata: FactMetadata,
+    /// When the log stored it (microsecond precision).
+    recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Who and what caused a fact.
+#[derive(ToSchema)]
+#[allow(
+    dead_code,
+    reason = "describes `marquee_store::FactMetadata`; never built"
+)]
+struct FactMetadata {
+    /// Ties together every fact caused by one request (the request id).
+    #[schema(required = true)]
+    correlation_id: Option<Uuid>,
+    /// The fact or command that directly caused this one.
+    #[schema(required = true)]
+    causation_id: Option<Uuid>,
+    /// Who issued the command (user id, token id, `system`, …).
+    #[schema(required = true)]
+    actor: Option<String>,
+    /// The organization the command acted for, when there is one (absent otherwise).
+    #[schema(value_type = String)]
+    organization: Option<String>,
 }
 
 /// Appends `fact` to `out` as one NDJSON line: its JSON (see the [module docs](self)) and `\n`.
@@ -99,18 +152,45 @@ pub fn belongs_to(fact: &RecordedFact, organization: &str) -> bool {
 }
 
 /// One page of a stream's history.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct HistoryPage {
     stream: String,
     /// Facts in revision order, as stored.
+    #[schema(value_type = Vec<Fact>)]
     items: Vec<RecordedFact>,
     /// Pass as `from_revision` for the next page; `null` on the last page.
+    #[schema(required = true)]
     next_from_revision: Option<u64>,
 }
 
-/// `GET /v1/streams/{stream}?from_revision=&limit=`: a stream's facts with their metadata, in
-/// revision order, a page at a time (default 100, at most 1,000). 404 for a stream that does not
-/// exist (or that the caller may not know of).
+/// A stream's full history: its facts with their metadata, in revision order.
+///
+/// A page at a time. For owners and auditors of the organization owning the stream (an
+/// `organization-<id>` stream is owned by that organization); a `user-<id>` stream only for
+/// that user. 404 for a stream that does not exist or that the caller may not know of.
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{stream}",
+    tag = "audit",
+    params(
+        ("stream" = String, Path, description = "The stream, e.g. `event-<uuid>`."),
+        ("from_revision" = Option<u64>, Query, description = "First revision to show; default 0."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
+            description = "Facts per page; default 100."),
+    ),
+    responses(
+        (status = 200, description = "A page of the stream's facts.", body = HistoryPage),
+        (status = 400, description = "A parameter is unknown, repeated or malformed \
+            (`validation_failed`).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials (`unauthorized`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not read history (`forbidden`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such stream, or not for this caller (`not_found`).",
+            body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 #[instrument(skip(state, headers, query))]
 async fn stream_history(
     State(state): State<QueryState>,
@@ -228,9 +308,41 @@ fn parse_log_query(
     })
 }
 
-/// `GET /v1/log?organization_id=&after=&limit=`: the organization's facts after `after`, one
-/// NDJSON line each, in position order, up to the head when the request arrived (see the
-/// [module docs](self) for paging). Streamed: one page of the log in memory at a time.
+/// An organization's facts as NDJSON, one line per fact, in position order.
+///
+/// The facts after `after` whose metadata names the organization, up to the log's head when the
+/// request arrived (`Marquee-Log-Head`). Without `limit`, or with fewer lines than `limit`,
+/// resume with `after=<Marquee-Log-Head>`; with `limit` lines, resume with `after=<last line's
+/// position>`. An answer cut off by a failure ends without the newline of its last line: keep
+/// the complete lines and resume after the last of them. For owners and auditors of the
+/// organization.
+#[utoipa::path(
+    get,
+    path = "/v1/log",
+    tag = "audit",
+    params(
+        ("organization_id" = Uuid, Query, description = "The organization whose facts to read."),
+        ("after" = Option<u64>, Query, description = "Only facts after this position; default 0."),
+        ("limit" = Option<u64>, Query, minimum = 1, description = "At most this many lines."),
+    ),
+    responses(
+        (status = 200, description = "One fact per line (each line a `Fact`), streamed.",
+            body = String, content_type = "application/x-ndjson",
+            headers(("Marquee-Log-Head" = u64,
+                description = "The log's head when the request arrived, which the answer covers \
+                    (unless `limit` cut it short)."))),
+        (status = 400, description = "`organization_id` is missing, or a parameter is unknown, \
+            repeated or malformed (`validation_failed`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials (`unauthorized`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not read the log (`forbidden`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization, or not the caller's (`not_found`).",
+            body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 #[instrument(skip(state, headers, query))]
 async fn log(
     State(state): State<QueryState>,
@@ -335,8 +447,39 @@ fn log_lines(
     })
 }
 
-/// `GET /v1/log/live?organization_id=&after=`: the organization's facts as Server-Sent Events,
-/// from `Last-Event-ID` (or `after`), catch-up then live; see the [module docs](self).
+/// An organization's facts as Server-Sent Events: catch-up, then live.
+///
+/// Starts after `Last-Event-ID` (what an `EventSource` sends when it reconnects) or else
+/// `after` (default 0: the organization's whole history first), and never ends on its own. Each
+/// event: `id:` the position, `event:` the fact type, `data:` the fact as one line of JSON (a
+/// `Fact`). A comment line (`: keep-alive`) comes every 15 s when nothing else does. Access
+/// (owners and auditors of the organization) is checked when the connection opens.
+#[utoipa::path(
+    get,
+    path = "/v1/log/live",
+    tag = "audit",
+    params(
+        ("organization_id" = Uuid, Query, description = "The organization whose facts to follow."),
+        ("after" = Option<u64>, Query,
+            description = "Start after this position (unless `Last-Event-ID` is sent); default 0."),
+        ("Last-Event-ID" = Option<u64>, Header,
+            description = "The last position received: start after it (overrides `after`)."),
+    ),
+    responses(
+        (status = 200, description = "An endless stream of events, one per fact.",
+            body = String, content_type = "text/event-stream"),
+        (status = 400, description = "`organization_id` is missing, `Last-Event-ID` is not a \
+            position, or a parameter is unknown, repeated or malformed (`validation_failed`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials (`unauthorized`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller's role may not read the log (`forbidden`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such organization, or not the caller's (`not_found`).",
+            body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 #[instrument(skip(state, headers, query))]
 async fn log_live(
     State(state): State<QueryState>,

@@ -7,7 +7,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use marquee_projector::ProjectorError;
 use marquee_store::StoreError;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// Everything a query can fail with. Each variant has one stable `code`.
 #[derive(Debug, thiserror::Error)]
@@ -62,31 +64,35 @@ impl ApiError {
     }
 
     /// HTTP status, stable code and title.
-    fn classify(&self) -> (StatusCode, &'static str, &'static str) {
+    fn classify(&self) -> (StatusCode, ProblemCode, &'static str) {
         match self {
             ApiError::Validation { .. } | ApiError::UnknownParameter(_) => (
                 StatusCode::BAD_REQUEST,
-                "validation_failed",
+                ProblemCode::ValidationFailed,
                 "Invalid request",
             ),
             ApiError::NotFound(_) | ApiError::NoRoute => {
-                (StatusCode::NOT_FOUND, "not_found", "Not found")
+                (StatusCode::NOT_FOUND, ProblemCode::NotFound, "Not found")
             }
-            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized"),
-            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden", "Forbidden"),
+            ApiError::Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                ProblemCode::Unauthorized,
+                "Unauthorized",
+            ),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, ProblemCode::Forbidden, "Forbidden"),
             ApiError::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
+                ProblemCode::MethodNotAllowed,
                 "Method not allowed",
             ),
             ApiError::PositionNotReached { .. } => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "position_not_reached",
+                ProblemCode::PositionNotReached,
                 "Position not reached",
             ),
             ApiError::ReadModels(_) | ApiError::Store(_) | ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ProblemCode::Internal,
                 "Internal error",
             ),
         }
@@ -103,28 +109,26 @@ impl ApiError {
         } else {
             self.to_string()
         };
-        let mut body = json!({
-            "type": format!("https://marquee.dev/problems/{code}"),
-            "title": title,
-            "status": status.as_u16(),
-            "detail": detail,
-            "code": code,
-        });
-        if let Value::Object(map) = &mut body {
-            match self {
-                ApiError::Validation { field, .. } => {
-                    map.insert("field".into(), json!(field));
-                }
-                ApiError::UnknownParameter(name) => {
-                    map.insert("field".into(), json!(name));
-                }
-                ApiError::PositionNotReached { requested, applied } => {
-                    map.insert("requested_position".into(), json!(requested));
-                    map.insert("applied_position".into(), json!(applied));
-                }
-                _ => {}
+        let (field, requested_position, applied_position) = match self {
+            ApiError::Validation { field, .. } => (Some((*field).to_owned()), None, None),
+            ApiError::UnknownParameter(name) => (Some(name.clone()), None, None),
+            ApiError::PositionNotReached { requested, applied } => {
+                (None, Some(*requested), Some(*applied))
             }
-        }
+            _ => (None, None, None),
+        };
+        let problem = Problem {
+            kind: format!("https://marquee.dev/problems/{}", code.as_str()),
+            title,
+            status: status.as_u16(),
+            detail,
+            code,
+            field,
+            requested_position,
+            applied_position,
+        };
+        // A struct of strings and integers always serializes.
+        let body = serde_json::to_value(&problem).unwrap_or_default();
         (status, body)
     }
 }
@@ -142,5 +146,68 @@ impl IntoResponse for ApiError {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
+    }
+}
+
+/// An RFC 9457 problem (`application/problem+json`): the body of every 4xx and 5xx answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Problem {
+    /// `https://marquee.dev/problems/<code>`.
+    #[serde(rename = "type")]
+    #[schema(format = "uri", example = "https://marquee.dev/problems/not_found")]
+    kind: String,
+    /// A short, human-readable summary of the problem type.
+    title: &'static str,
+    /// The HTTP status code.
+    #[schema(minimum = 400, maximum = 599)]
+    status: u16,
+    /// What went wrong with this request (server failures say no more than that they failed).
+    detail: String,
+    code: ProblemCode,
+    /// The query parameter or header at fault (`validation_failed` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
+    field: Option<String>,
+    /// The `Marquee-Min-Position` asked for (`position_not_reached` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
+    requested_position: Option<u64>,
+    /// The position the read models had applied (`position_not_reached` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = u64)]
+    applied_position: Option<u64>,
+}
+
+/// A problem's stable, machine-readable code.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ProblemCode {
+    /// 400: a parameter or header is malformed, unknown, repeated or out of range.
+    ValidationFailed,
+    /// 401: no credentials, or credentials that are not valid.
+    Unauthorized,
+    /// 403: valid credentials without the role this needs.
+    Forbidden,
+    /// 404: no such resource (or one the caller may not know of), or no such route.
+    NotFound,
+    /// 405: the route exists but not with this method.
+    MethodNotAllowed,
+    /// 500: the server failed.
+    Internal,
+    /// 503: the read models did not reach `Marquee-Min-Position` in time.
+    PositionNotReached,
+}
+
+impl ProblemCode {
+    fn as_str(self) -> &'static str {
+        match self {
+            ProblemCode::ValidationFailed => "validation_failed",
+            ProblemCode::Unauthorized => "unauthorized",
+            ProblemCode::Forbidden => "forbidden",
+            ProblemCode::NotFound => "not_found",
+            ProblemCode::MethodNotAllowed => "method_not_allowed",
+            ProblemCode::Internal => "internal",
+            ProblemCode::PositionNotReached => "position_not_reached",
+        }
     }
 }

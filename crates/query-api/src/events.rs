@@ -18,13 +18,12 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -34,9 +33,14 @@ use marquee_projector::queries::{
 };
 use serde::Serialize;
 use tracing::instrument;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::conditional::{etag, is_fresh, not_modified, tagged};
+use crate::error::Problem;
+use crate::openapi::names;
 use crate::{ApiError, QueryState};
 
 /// Longest accepted search text, in characters.
@@ -47,17 +51,20 @@ pub(crate) const DEFAULT_LIMIT: u32 = 20;
 /// Largest accepted `limit`.
 pub(crate) const MAX_LIMIT: u32 = 100;
 
-pub(crate) fn router() -> Router<QueryState> {
-    Router::new()
-        .route("/v1/events", get(list_events))
-        .route("/v1/events/{id}", get(event_details))
-        .route("/v1/events/{id}/capacity", get(event_capacity))
+pub(crate) fn router() -> OpenApiRouter<QueryState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_events))
+        .routes(routes!(event_details))
+        .routes(routes!(event_capacity))
 }
 
 /// Money as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Money)]
 pub(crate) struct MoneyJson {
+    /// In the currency's minor unit (cents for EUR).
     pub(crate) amount_minor: i64,
+    /// ISO 4217 code, e.g. `EUR`.
     pub(crate) currency: String,
 }
 
@@ -70,7 +77,9 @@ impl From<Price> for MoneyJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// Where an event takes place.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Venue)]
 pub(crate) struct VenueJson {
     pub(crate) id: Uuid,
     pub(crate) name: String,
@@ -78,22 +87,29 @@ pub(crate) struct VenueJson {
 }
 
 /// One item of the listing.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct ListingItem {
     event_id: Uuid,
+    /// `published` or `cancelled` (drafts are never listed).
+    #[schema(value_type = names::EventStatus)]
     status: &'static str,
     title: String,
     category: String,
     venue: VenueJson,
     starts_at: DateTime<Utc>,
     ends_at: DateTime<Utc>,
+    /// IANA time zone of the venue, e.g. `Europe/Berlin`.
     timezone: String,
     capacity: u64,
     confirmed: u64,
     available: u64,
     /// The cheapest ticket type's price; `null` while the event has no ticket types.
+    #[schema(required = true)]
     min_price: Option<MoneyJson>,
+    #[schema(required = true)]
     published_at: Option<DateTime<Utc>>,
+    /// `null` unless cancelled.
+    #[schema(required = true)]
     cancelled_at: Option<DateTime<Utc>>,
 }
 
@@ -122,22 +138,74 @@ impl From<EventRecord> for ListingItem {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of the listing.
+#[derive(Debug, Serialize, ToSchema)]
 struct ListingPage {
     items: Vec<ListingItem>,
     /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
-/// `GET /v1/events?q=&from=&to=&category=&city=&venue_id=&price_min=&price_max=&currency=&available=&sort=&cursor=&limit=`:
-/// published and cancelled events matching every filter given, a page at a time, in `sort`
-/// order (`starts_at`, the default; `-starts_at`; `title`; `price`), each order ending with the
-/// event id. The cursor is keyset, not offset: events added between pages neither repeat nor
-/// push others out. A cursor belongs to the order it was issued for.
+/// The listing: published and cancelled events, filtered, searched and paged.
+///
+/// Events matching every filter given, a page at a time, in `sort` order, each order ending
+/// with the event id. The cursor is keyset, not offset: events added between pages neither
+/// repeat nor push others out. A cursor belongs to the order it was issued for.
+///
+/// Prices are the amount of each event's cheapest ticket type in its own currency's minor unit,
+/// compared across currencies as plain numbers; pass `currency` to keep one currency and make
+/// price filters and order mean what they say.
 ///
 /// A page is read and serialized once per applied position: asked again before the projector
 /// applies anything new, the same bytes are sent from memory (read models change only when the
 /// projector applies facts, so nothing newer could be shown), with the same `ETag`.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    params(
+        ("q" = Option<String>, Query, min_length = 1, max_length = 200,
+            description = "Full-text search: events where every word (run of letters or digits) \
+                begins a word of the title or the description, ignoring case. Needs a word."),
+        ("from" = Option<DateTime<Utc>>, Query,
+            description = "Only events starting at or after this time (RFC 3339)."),
+        ("to" = Option<DateTime<Utc>>, Query,
+            description = "Only events starting before this time (RFC 3339)."),
+        ("category" = Option<String>, Query, min_length = 1,
+            description = "Only this category (exact, ignoring case)."),
+        ("city" = Option<String>, Query, min_length = 1,
+            description = "Only this city (exact, ignoring case)."),
+        ("venue_id" = Option<Uuid>, Query, description = "Only events at this venue."),
+        ("price_min" = Option<i64>, Query, minimum = 0,
+            description = "Only events whose cheapest ticket type costs at least this (minor units)."),
+        ("price_max" = Option<i64>, Query, minimum = 0,
+            description = "Only events whose cheapest ticket type costs at most this (minor \
+                units); not below `price_min`."),
+        ("currency" = Option<String>, Query, pattern = "^[A-Za-z]{3}$",
+            description = "Only events whose cheapest ticket type is priced in this ISO 4217 \
+                currency (any case)."),
+        ("available" = Option<bool>, Query,
+            description = "`true`: only published events with seats left; `false`: only the \
+                others (cancelled, or sold out)."),
+        ("sort" = Option<names::ListingSort>, Query, description = "The order; default `starts_at`."),
+        ("cursor" = Option<String>, Query,
+            description = "`next_cursor` of the previous page, issued for the same `sort`."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100,
+            description = "Events per page; default 20."),
+        ("If-None-Match" = Option<String>, Header,
+            description = "An `ETag` of an earlier answer: 304 if the answer would be the same."),
+    ),
+    responses(
+        (status = 200, description = "A page of events.", body = ListingPage,
+            headers(("ETag" = String, description = "Strong tag of this answer."))),
+        (status = 304, description = "`If-None-Match` names the current tag: nothing changed.",
+            headers(("ETag" = String, description = "The current tag."))),
+        (status = 400, description = "A parameter is unknown, repeated or malformed, `price_max` \
+            is below `price_min`, or the cursor was issued for another order (`validation_failed`).",
+            body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[instrument(skip(state, headers, query), fields(limit))]
 async fn list_events(
     State(state): State<QueryState>,
@@ -481,19 +549,29 @@ fn other_order() -> ApiError {
 }
 
 /// One ticket type in an event's details.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TicketType)]
 pub(crate) struct TicketTypeJson {
     pub(crate) ticket_type_id: Uuid,
     pub(crate) name: String,
     pub(crate) price: MoneyJson,
+    /// Seats of this type in all.
     pub(crate) quantity: u64,
+    /// Seats confirmed (free or paid).
     pub(crate) confirmed: u64,
+    /// Seats of paid reservations waiting for payment.
     pub(crate) held: u64,
+    /// Seats kept for open waitlist offers.
     pub(crate) offered: u64,
+    /// Seats neither this type's quantity nor the event's capacity has left after those three.
     pub(crate) available: u64,
     /// Entries waiting for an offer.
     pub(crate) waitlist: u64,
+    /// Sales open then; `null`: from publication.
+    #[schema(required = true)]
     pub(crate) sales_start: Option<DateTime<Utc>>,
+    /// Sales close then; `null`: when the event starts.
+    #[schema(required = true)]
     pub(crate) sales_end: Option<DateTime<Utc>>,
 }
 
@@ -515,9 +593,12 @@ impl From<TicketTypeRecord> for TicketTypeJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One event with its ticket types.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Event)]
 pub(crate) struct EventJson {
     pub(crate) event_id: Uuid,
+    #[schema(value_type = names::EventStatus)]
     pub(crate) status: &'static str,
     pub(crate) title: String,
     pub(crate) description: String,
@@ -525,22 +606,82 @@ pub(crate) struct EventJson {
     pub(crate) venue: VenueJson,
     pub(crate) starts_at: DateTime<Utc>,
     pub(crate) ends_at: DateTime<Utc>,
+    /// IANA time zone of the venue, e.g. `Europe/Berlin`.
     pub(crate) timezone: String,
+    /// Seats of the event in all, over every ticket type.
     pub(crate) capacity: u64,
     pub(crate) confirmed: u64,
     pub(crate) held: u64,
     pub(crate) offered: u64,
     pub(crate) available: u64,
     pub(crate) waitlist: u64,
+    /// Most seats one registration may take.
     pub(crate) max_per_order: u64,
+    /// The cheapest ticket type's price; `null` while the event has no ticket types.
+    #[schema(required = true)]
     pub(crate) min_price: Option<MoneyJson>,
+    #[schema(required = true)]
     pub(crate) published_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub(crate) cancelled_at: Option<DateTime<Utc>>,
+    /// In the order they were added.
     pub(crate) ticket_types: Vec<TicketTypeJson>,
+    /// Only with `as_of`: the last fact of the event folded into this answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = AsOf)]
+    pub(crate) as_of: Option<AsOf>,
 }
 
-/// `GET /v1/events/{id}`: one event (any status) with its ticket types. With `as_of`, the event
-/// as it was at that point of the log, for its organization's members (see `audit::as_of`).
+/// Where in the log a past state of an event (`as_of`) was taken.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+pub(crate) struct AsOf {
+    /// The log position of the event's last fact folded.
+    pub(crate) position: u64,
+    /// Its revision in the event's stream.
+    pub(crate) revision: u64,
+    /// When the log stored it.
+    pub(crate) recorded_at: DateTime<Utc>,
+}
+
+/// One event with its ticket types, now or at a past point of the log.
+///
+/// Any status (drafts too, by id). With `as_of`, the event as it was at that point of the log,
+/// folded from its stream rather than read from the read models, for the owners, organizers and
+/// auditors of its organization (sign in; 401 anonymous, 404 outside the organization, 403 for
+/// other roles). `as_of` is a log position (digits: every fact up to it) or an RFC 3339 time
+/// (every fact recorded at or before it); a position past the log's head or a time in the
+/// future is a 400, and 404 means the event did not exist yet then. Without `as_of` no
+/// credentials are needed and other query parameters are ignored.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}",
+    tag = "events",
+    params(
+        ("id" = Uuid, Path, description = "The event's id."),
+        ("as_of" = Option<String>, Query,
+            description = "A log position (non-negative integer) or an RFC 3339 time."),
+        ("If-None-Match" = Option<String>, Header,
+            description = "An `ETag` of an earlier answer: 304 if the answer would be the same \
+                (not with `as_of`)."),
+    ),
+    responses(
+        (status = 200, description = "The event (with `as_of`: as it was, with the `as_of` member).",
+            body = EventJson,
+            headers(("ETag" = String, description = "Strong tag of this answer (not with `as_of`)."))),
+        (status = 304, description = "`If-None-Match` names the current tag: nothing changed.",
+            headers(("ETag" = String, description = "The current tag."))),
+        (status = 400, description = "`as_of` is malformed, past the log's head or in the future, \
+            or another parameter comes with it (`validation_failed`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "`as_of` without valid credentials (`unauthorized`).",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`as_of` from a member whose role may not read history \
+            (`forbidden`).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such event (or not then, or not for this caller) \
+            (`not_found`).", body = Problem, content_type = "application/problem+json"),
+    ),
+    security((), ("bearer" = [])),
+)]
 #[instrument(skip(state, headers, query))]
 async fn event_details(
     State(state): State<QueryState>,
@@ -587,11 +728,13 @@ async fn event_details(
         published_at: e.published_at,
         cancelled_at: e.cancelled_at,
         ticket_types: ticket_types.into_iter().map(TicketTypeJson::from).collect(),
+        as_of: None,
     });
     Ok(tagged(json.into_response(), tag))
 }
 
-#[derive(Debug, Serialize)]
+/// One ticket type's seats.
+#[derive(Debug, Serialize, ToSchema)]
 struct CapacityTicketType {
     ticket_type_id: Uuid,
     name: String,
@@ -603,7 +746,9 @@ struct CapacityTicketType {
     waitlist: u64,
 }
 
-#[derive(Debug, Serialize)]
+/// Seats per event and per ticket type.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Capacity)]
 struct CapacityJson {
     event_id: Uuid,
     capacity: u64,
@@ -615,8 +760,30 @@ struct CapacityJson {
     ticket_types: Vec<CapacityTicketType>,
 }
 
-/// `GET /v1/events/{id}/capacity`: seats per event and per ticket type (see the module docs for
-/// what each count means).
+/// An event's seats, per event and per ticket type.
+///
+/// `confirmed` (free or paid), `held` (paid reservations waiting for payment), `offered` (kept
+/// for open waitlist offers), and `available` = what neither the ticket type's quantity nor the
+/// event's capacity has left after those three, never below 0. `waitlist` is the number of
+/// entries waiting for an offer; while it is above 0, freed seats go to the waitlist first.
+#[utoipa::path(
+    get,
+    path = "/v1/events/{id}/capacity",
+    tag = "events",
+    params(
+        ("id" = Uuid, Path, description = "The event's id."),
+        ("If-None-Match" = Option<String>, Header,
+            description = "An `ETag` of an earlier answer: 304 if the answer would be the same."),
+    ),
+    responses(
+        (status = 200, description = "The event's seats.", body = CapacityJson,
+            headers(("ETag" = String, description = "Strong tag of this answer."))),
+        (status = 304, description = "`If-None-Match` names the current tag: nothing changed.",
+            headers(("ETag" = String, description = "The current tag."))),
+        (status = 404, description = "No such event (`not_found`).",
+            body = Problem, content_type = "application/problem+json"),
+    ),
+)]
 #[instrument(skip(state, headers))]
 async fn event_capacity(
     State(state): State<QueryState>,

@@ -5,7 +5,8 @@
 //! an account's own registrations, `/v1/me/tickets`), the audit routes straight from the log
 //! (`/v1/streams/{stream}`, `/v1/log`, `/v1/log/live`, `/v1/events/{id}?as_of=`, see [`audit`]),
 //! the health and projection-progress endpoints, read-your-writes (`Marquee-Min-Position`), and
-//! the one [`ApiError`] that turns every failure into RFC 9457 problem+json.
+//! the one [`ApiError`] that turns every failure into RFC 9457 problem+json, and the OpenAPI
+//! document of all of it ([`openapi()`], served at `/openapi.json` and rendered at `/docs`).
 //!
 //! What must not live here: SQL and the read-model schema (they belong to `marquee-projector`,
 //! which this crate reads through [`marquee_projector::ReadModels`]), writes of any kind, and
@@ -21,6 +22,7 @@ mod error;
 mod events;
 mod health;
 mod me;
+mod openapi;
 mod position;
 
 use std::future::Future;
@@ -33,6 +35,7 @@ use marquee_projector::ReadModels;
 use marquee_store::EventStore;
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use error::ApiError;
 pub use position::{MIN_POSITION_HEADER, POSITION_HEADER};
@@ -84,16 +87,30 @@ impl QueryState {
     }
 }
 
-/// All query routes, with read-your-writes, the `Marquee-Position` header, request tracing, and
-/// problem+json answers for unknown routes and methods.
-pub fn router(state: QueryState) -> Router {
-    Router::new()
+/// Every route, each registered with its documentation (the only place routes are added).
+fn routes() -> OpenApiRouter<QueryState> {
+    OpenApiRouter::with_openapi(openapi::base())
         .merge(events::router())
         .merge(attendees::router())
         .merge(analytics::router())
         .merge(me::router())
         .merge(audit::router())
         .merge(health::router())
+        .merge(openapi::router())
+}
+
+/// The OpenAPI 3.1 document of every route [`router`] serves (what `GET /openapi.json` sends).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut document = routes().into_openapi();
+    openapi::finish(&mut document);
+    document
+}
+
+/// All query routes, with read-your-writes, the `Marquee-Position` header, request tracing, and
+/// problem+json answers for unknown routes and methods.
+pub fn router(state: QueryState) -> Router {
+    let (routes, _) = routes().split_for_parts();
+    routes
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

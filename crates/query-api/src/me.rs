@@ -7,11 +7,10 @@
 //! holds (those its reservations and waitlist claims made, as `RegistrationHolderRecorded`
 //! says), never anyone else's, so there is nothing to refuse with 403 or 404.
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -22,68 +21,95 @@ use marquee_projector::queries::{
 };
 use serde::Serialize;
 use tracing::instrument;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::access::principal;
+use crate::error::Problem;
 use crate::events::{DEFAULT_LIMIT, MoneyJson, parse_limit};
+use crate::openapi::names;
 use crate::{ApiError, QueryState};
 
-pub(crate) fn router() -> Router<QueryState> {
-    Router::new().route("/v1/me/tickets", get(my_tickets))
+pub(crate) fn router() -> OpenApiRouter<QueryState> {
+    OpenApiRouter::new().routes(routes!(my_tickets))
 }
 
-#[derive(Debug, Serialize)]
+/// Where a held registration's event takes place.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = HeldVenue)]
 struct VenueRef {
     name: String,
     city: String,
 }
 
-#[derive(Debug, Serialize)]
+/// The event a held registration is for.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = HeldEvent)]
 struct EventRef {
     event_id: Uuid,
     /// Empty if the event is unknown to the read models.
     title: String,
-    /// `published` or `cancelled` (`null` if unknown).
+    /// `null` if the event is unknown to the read models.
+    #[schema(value_type = Option<names::EventStatus>, required = true)]
     status: Option<&'static str>,
+    #[schema(required = true)]
     starts_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     ends_at: Option<DateTime<Utc>>,
+    /// IANA time zone of the venue (empty if unknown).
     timezone: String,
     venue: VenueRef,
 }
 
-#[derive(Debug, Serialize)]
+/// A ticket type by id, with its name.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = HeldTicketType)]
 struct TicketTypeRef {
     id: Uuid,
     /// `null` if the ticket type is unknown to the read models.
+    #[schema(required = true)]
     name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// One ticket the account holds.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = HeldTicket)]
 struct TicketJson {
     /// Show it at the door; valid once the registration is confirmed.
     code: String,
     /// When it was let in; `null` until then.
+    #[schema(required = true)]
     checked_in_at: Option<DateTime<Utc>>,
 }
 
 /// One registration the account holds.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = HeldRegistration)]
 struct HeldJson {
     registration_id: Uuid,
-    /// `held`, `confirmed`, `cancelled` or `expired`.
+    #[schema(value_type = names::RegistrationStatus)]
     status: &'static str,
     event: EventRef,
     ticket_type: TicketTypeRef,
+    /// Seats taken.
     quantity: u64,
     /// What the seats cost in all; `null` for free seats.
+    #[schema(required = true)]
     price: Option<MoneyJson>,
-    /// `pending`, `declined`, `paid`, `refund_due` or `refunded`; `null` while no payment is
-    /// known.
+    /// `null` while no payment is known.
+    #[schema(value_type = Option<names::PaymentStatus>, required = true)]
     payment_status: Option<&'static str>,
+    /// When an unpaid hold runs out; `null` unless `held`.
+    #[schema(required = true)]
     hold_expires_at: Option<DateTime<Utc>>,
     registered_at: DateTime<Utc>,
+    #[schema(required = true)]
     confirmed_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     cancelled_at: Option<DateTime<Utc>>,
+    /// One per seat once confirmed.
     tickets: Vec<TicketJson>,
 }
 
@@ -127,15 +153,41 @@ impl From<HeldRegistration> for HeldJson {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A page of the account's registrations.
+#[derive(Debug, Serialize, ToSchema)]
 struct TicketsPage {
+    /// Newest first.
     items: Vec<HeldJson>,
     /// Pass as `cursor` for the next page; `null` on the last page.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
-/// `GET /v1/me/tickets?status=&cursor=&limit=`: the signed-in account's registrations, newest
-/// first, a page at a time.
+/// The signed-in account's registrations across events, newest first.
+///
+/// Each with its event's title and time, the ticket type, the status, and the tickets (codes
+/// and check-in times), a page at a time. Only accounts hold tickets: anonymous callers and API
+/// tokens (which act for an organization, not a person) get 401.
+#[utoipa::path(
+    get,
+    path = "/v1/me/tickets",
+    tag = "account",
+    params(
+        ("status" = Option<names::RegistrationStatus>, Query,
+            description = "Only registrations in this status."),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100,
+            description = "Registrations per page; default 20."),
+    ),
+    responses(
+        (status = 200, description = "A page of the account's registrations.", body = TicketsPage),
+        (status = 400, description = "A parameter is unknown, repeated or malformed \
+            (`validation_failed`).", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in as an account: no or invalid credentials, or \
+            an API token (`unauthorized`).", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])),
+)]
 #[instrument(skip(state, headers, query), fields(limit))]
 async fn my_tickets(
     State(state): State<QueryState>,

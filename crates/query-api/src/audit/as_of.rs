@@ -23,11 +23,10 @@ use marquee_domain::venue::{self, Venue, VenueFact};
 use marquee_domain::{EventId, FactCodec, TicketTypeId};
 use marquee_projector::queries::status_name;
 use marquee_store::RecordedFact;
-use serde::Serialize;
 use uuid::Uuid;
 
 use crate::access::{HISTORY, authorize};
-use crate::events::{EventJson, MoneyJson, TicketTypeJson, VenueJson, parse_time};
+use crate::events::{AsOf, EventJson, MoneyJson, TicketTypeJson, VenueJson, parse_time};
 use crate::{ApiError, QueryState};
 
 /// Facts read per page while folding a stream.
@@ -49,22 +48,6 @@ impl Cutoff {
             Cutoff::Time(at) => fact.recorded_at <= at,
         }
     }
-}
-
-/// The last fact folded into the answer.
-#[derive(Debug, Clone, Copy, Serialize)]
-struct AsOfJson {
-    position: u64,
-    revision: u64,
-    recorded_at: DateTime<Utc>,
-}
-
-/// The event page as it was, plus where in the log that was.
-#[derive(Debug, Serialize)]
-struct PastEventJson {
-    #[serde(flatten)]
-    event: EventJson,
-    as_of: AsOfJson,
 }
 
 /// Answers `GET /v1/events/{id}` when its query names `as_of` (see the [module docs](self)).
@@ -129,7 +112,7 @@ struct PastEvent {
     /// Ticket types in the order they were added: the event page's order.
     ticket_types: Vec<TicketTypeId>,
     /// The last fact folded.
-    last: AsOfJson,
+    last: AsOf,
 }
 
 /// Folds the event's stream up to `cutoff`; `None` if it has no fact there.
@@ -154,7 +137,7 @@ async fn fold_event(
                     .map_err(|e| {
                         ApiError::Internal(format!("{stream} revision {}: {e}", recorded.revision))
                     })?;
-            let last = AsOfJson {
+            let last = AsOf {
                 position: recorded.position,
                 revision: recorded.revision,
                 recorded_at: recorded.recorded_at,
@@ -220,7 +203,7 @@ async fn fold_venue(state: &QueryState, stream: &str, cutoff: Cutoff) -> Result<
 }
 
 /// The event page of a folded event, counting seats as the read models do.
-fn page(event_id: EventId, past: PastEvent, venue: Venue) -> PastEventJson {
+fn page(event_id: EventId, past: PastEvent, venue: Venue) -> EventJson {
     let PastEvent {
         event: e,
         published_at,
@@ -260,34 +243,32 @@ fn page(event_id: EventId, past: PastEvent, venue: Venue) -> PastEventJson {
     let (confirmed, held) = (u64::from(e.confirmed()), u64::from(e.held()));
     let offered = ticket_types.iter().map(|t| t.offered).sum();
     let waitlist = ticket_types.iter().map(|t| t.waitlist).sum();
-    PastEventJson {
-        event: EventJson {
-            event_id: event_id.0,
-            status: status_name(e.status),
-            title: e.title,
-            description: e.description,
-            category: e.category,
-            venue: VenueJson {
-                id: e.venue_id.map_or(Uuid::nil(), |v| v.0),
-                name: venue.name,
-                city: venue.city,
-            },
-            starts_at: e.starts_at.unwrap_or_default(),
-            ends_at: e.ends_at.unwrap_or_default(),
-            timezone: e.timezone,
-            capacity: u64::from(e.capacity),
-            confirmed,
-            held,
-            offered,
-            available: u64::from(event_left),
-            waitlist,
-            max_per_order: u64::from(e.max_per_order),
-            min_price,
-            published_at,
-            cancelled_at,
-            ticket_types,
+    EventJson {
+        event_id: event_id.0,
+        status: status_name(e.status),
+        title: e.title,
+        description: e.description,
+        category: e.category,
+        venue: VenueJson {
+            id: e.venue_id.map_or(Uuid::nil(), |v| v.0),
+            name: venue.name,
+            city: venue.city,
         },
-        as_of: last,
+        starts_at: e.starts_at.unwrap_or_default(),
+        ends_at: e.ends_at.unwrap_or_default(),
+        timezone: e.timezone,
+        capacity: u64::from(e.capacity),
+        confirmed,
+        held,
+        offered,
+        available: u64::from(event_left),
+        waitlist,
+        max_per_order: u64::from(e.max_per_order),
+        min_price,
+        published_at,
+        cancelled_at,
+        ticket_types,
+        as_of: Some(last),
     }
 }
 
