@@ -18,11 +18,9 @@
 //! password types print `***`). Sign-in says the same thing for an unknown address and a wrong
 //! password, and takes as long in both cases.
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
 use marquee_auth::password::{
     check_password_policy, hash_password, verify_nothing, verify_password,
 };
@@ -40,18 +38,28 @@ use crate::engine::{Answer, CommandContext, EventAggregate, OrganizationAggregat
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, RequestMeta};
 use crate::idempotency::{answer_response, respond};
+use crate::openapi::schemas::{
+    Answers as AnswersSchema, Attendee as AttendeeSchema, Money as MoneySchema,
+    RegistrationStatus as RegistrationStatusSchema, Role as RoleSchema,
+    WaitlistStatus as WaitlistStatusSchema,
+};
+use crate::openapi::{BodyErrors, CallerErrors, Conflict, IdempotencyKey, NotFound, Unauthorized};
+use chrono::{DateTime, Utc};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The account routes.
-pub fn router() -> Router<CommandState> {
-    Router::new()
-        .route("/v1/auth/signup", post(sign_up))
-        .route("/v1/auth/login", post(sign_in))
-        .route("/v1/auth/refresh", post(refresh))
-        .route("/v1/auth/logout", post(sign_out))
-        .route("/v1/me", get(me).patch(change_profile))
-        .route("/v1/me/password", post(change_password))
-        .route("/v1/me/erase", post(erase))
-        .route("/v1/me/export", get(export))
+pub fn router() -> OpenApiRouter<CommandState> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_up))
+        .routes(routes!(sign_in))
+        .routes(routes!(refresh))
+        .routes(routes!(sign_out))
+        .routes(routes!(me, change_profile))
+        .routes(routes!(change_password))
+        .routes(routes!(erase))
+        .routes(routes!(export))
 }
 
 /// Maps the auth tables' errors to answers.
@@ -72,12 +80,16 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Body of `POST /v1/auth/signup`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignUpBody {
+    #[schema(format = Email, max_length = 254)]
     email: String,
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 256)]
     password: Password,
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    /// Language of the account's e-mails, like `en` or `de-AT` (default `en`).
     #[serde(default)]
     locale: Option<String>,
 }
@@ -142,6 +154,20 @@ pub async fn open_account(
     Ok(user_id)
 }
 
+/// Opens an account (and signs nobody in: sign in next).
+///
+/// The password must be 10 to 256 characters and pass the policy; `409 email_taken` when the
+/// address has an account, `409 person_erased` when the person behind it was erased. Rate-limited
+/// per client address.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/signup",
+    tag = "accounts",
+    params(IdempotencyKey),
+    request_body = SignUpBody,
+    responses((status = 201, description = "The account was opened.", body = SignedUp), BodyErrors, CallerErrors, Conflict),
+    security((), ("bearer" = [])),
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn sign_up(
     State(state): State<CommandState>,
@@ -171,10 +197,11 @@ async fn sign_up(
 }
 
 /// Body of `POST /v1/auth/login`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignInBody {
     email: String,
+    #[schema(value_type = String, format = Password)]
     password: Password,
 }
 
@@ -205,6 +232,18 @@ async fn session_answer(
     }))
 }
 
+/// Signs in with e-mail address and password: a 15-minute access token and a refresh token.
+///
+/// A wrong password and an unknown address both answer `401 invalid_credentials`. Rate-limited
+/// per client address and per e-mail address.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "accounts",
+    request_body = SignInBody,
+    responses((status = 200, description = "A new session.", body = Session), BodyErrors, CallerErrors),
+    security((), ("bearer" = [])),
+)]
 #[tracing::instrument(skip_all)]
 async fn sign_in(
     State(state): State<CommandState>,
@@ -255,12 +294,21 @@ async fn sign_in(
 }
 
 /// Body of `POST /v1/auth/refresh`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefreshBody {
     refresh_token: String,
 }
 
+/// Trades a refresh token for a new access token and a new refresh token (the old one stops
+/// working).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "accounts",
+    request_body = RefreshBody,
+    responses((status = 200, description = "The session, renewed.", body = Session), BodyErrors, Unauthorized),
+)]
 #[tracing::instrument(skip_all)]
 async fn refresh(State(state): State<CommandState>, body: JsonBody<RefreshBody>) -> Response {
     let outcome = async {
@@ -301,10 +349,19 @@ async fn refresh(State(state): State<CommandState>, body: JsonBody<RefreshBody>)
 }
 
 /// Body of the commands without a body: empty or `{}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EmptyBody {}
 
+/// Ends the signed-in session: its refresh token and access token stop working.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "accounts",
+    request_body = Option<EmptyBody>,
+    responses((status = 200, description = "Signed out.", body = SignedOut), BodyErrors, CallerErrors),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all)]
 async fn sign_out(
     State(state): State<CommandState>,
@@ -333,6 +390,13 @@ async fn sign_out(
 }
 
 /// `GET /v1/me`: the profile and the organizations the account belongs to.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    tag = "accounts",
+    responses((status = 200, description = "The signed-in account.", body = Me), CallerErrors),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all)]
 async fn me(State(state): State<CommandState>, caller: Caller) -> Response {
     let outcome = async {
@@ -375,15 +439,27 @@ async fn me(State(state): State<CommandState>, caller: Caller) -> Response {
 }
 
 /// Body of `PATCH /v1/me`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProfileBody {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
+    /// Like `en` or `de-AT`.
     #[serde(default)]
     locale: Option<String>,
 }
 
+/// Changes the signed-in account's name or locale.
+#[utoipa::path(
+    patch,
+    path = "/v1/me",
+    tag = "accounts",
+    params(IdempotencyKey),
+    request_body = ProfileBody,
+    responses((status = 200, description = "The profile as it is now.", body = ProfileChanged), BodyErrors, CallerErrors, NotFound, Conflict),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn change_profile(
     State(state): State<CommandState>,
@@ -422,10 +498,12 @@ async fn change_profile(
 }
 
 /// Body of `POST /v1/me/password`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
+    #[schema(value_type = String, format = Password)]
     current_password: Password,
+    #[schema(value_type = String, format = Password, min_length = 10, max_length = 256)]
     new_password: Password,
 }
 
@@ -460,6 +538,17 @@ async fn confirm_password(
     Ok(user.email)
 }
 
+/// Changes the signed-in account's password (the current one is required) and signs it out
+/// everywhere.
+#[utoipa::path(
+    post,
+    path = "/v1/me/password",
+    tag = "accounts",
+    params(IdempotencyKey),
+    request_body = PasswordBody,
+    responses((status = 200, description = "The password was changed.", body = PasswordChanged), BodyErrors, CallerErrors, NotFound, Conflict),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn change_password(
     State(state): State<CommandState>,
@@ -522,9 +611,10 @@ async fn change_password(
 }
 
 /// Body of `POST /v1/me/erase`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EraseBody {
+    #[schema(value_type = String, format = Password)]
     password: Password,
 }
 
@@ -532,6 +622,15 @@ struct EraseBody {
 /// `UserErased`. Should an earlier erasure have stopped after deleting the key, this finishes
 /// it without the password, which can no longer be checked: nobody can read the address it
 /// belongs to any more, and the caller is signed in as the account.
+#[utoipa::path(
+    post,
+    path = "/v1/me/erase",
+    tag = "accounts",
+    params(IdempotencyKey),
+    request_body = EraseBody,
+    responses((status = 200, description = "The account is erased.", body = Erased), BodyErrors, CallerErrors, NotFound, Conflict),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn erase(
     State(state): State<CommandState>,
@@ -659,6 +758,13 @@ async fn person_of_account(
 /// across events — those it holds (made while signed in) and those in its name (entered with
 /// its e-mail address by anyone) — with attendee, answers, status and, for those it holds, the
 /// ticket codes. Found by reading the whole log once, so it takes a while on a large log.
+#[utoipa::path(
+    get,
+    path = "/v1/me/export",
+    tag = "accounts",
+    responses((status = 200, description = "Everything Marquee holds on the account.", body = Export), CallerErrors),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all)]
 async fn export(State(state): State<CommandState>, caller: Caller) -> Response {
     let outcome = async {
@@ -867,4 +973,137 @@ pub async fn bootstrap_owner(
     let organization_id =
         crate::organizations::found(state, &context, user_id, organization_name).await?;
     Ok(Some((user_id, organization_id)))
+}
+
+/// Answer of `POST /v1/auth/signup`.
+#[derive(ToSchema)]
+pub struct SignedUp {
+    pub user_id: Uuid,
+    /// Log position of `UserRegistered`.
+    pub position: u64,
+}
+
+/// A session's tokens, as `POST /v1/auth/login` and `/v1/auth/refresh` answer them.
+#[derive(ToSchema)]
+pub struct Session {
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Send as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Seconds the access token is valid.
+    pub expires_in: i64,
+    /// Trade it for new tokens at `/v1/auth/refresh`; it works once.
+    pub refresh_token: String,
+    pub user_id: Uuid,
+}
+
+/// Answer of `POST /v1/auth/logout`.
+#[derive(ToSchema)]
+pub struct SignedOut {
+    pub signed_out: bool,
+}
+
+/// An organization the account belongs to, with its role there.
+#[derive(ToSchema)]
+pub struct Membership {
+    pub organization_id: Uuid,
+    pub name: String,
+    pub role: RoleSchema,
+}
+
+/// Answer of `GET /v1/me`.
+#[derive(ToSchema)]
+pub struct Me {
+    pub user_id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub locale: String,
+    pub registered_at: Option<DateTime<Utc>>,
+    pub organizations: Vec<Membership>,
+}
+
+/// Answer of `PATCH /v1/me`.
+#[derive(ToSchema)]
+pub struct ProfileChanged {
+    pub user_id: Uuid,
+    pub name: String,
+    pub locale: String,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `POST /v1/me/password`.
+#[derive(ToSchema)]
+pub struct PasswordChanged {
+    pub password_changed: bool,
+    pub signed_out_everywhere: bool,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `POST /v1/me/erase`.
+#[derive(ToSchema)]
+pub struct Erased {
+    pub erased: bool,
+    pub user_id: Uuid,
+    /// Log position of `UserErased`.
+    pub position: u64,
+}
+
+/// The profile in an export.
+#[derive(ToSchema)]
+pub struct ExportedAccount {
+    pub user_id: Uuid,
+    pub name: String,
+    pub email: String,
+    pub locale: String,
+    pub registered_at: Option<DateTime<Utc>>,
+}
+
+/// A registration in an export.
+#[derive(ToSchema)]
+pub struct ExportedRegistration {
+    pub event_id: Option<Uuid>,
+    pub event_title: String,
+    pub event_starts_at: Option<DateTime<Utc>>,
+    pub registration_id: Uuid,
+    pub ticket_type_id: Uuid,
+    pub ticket_type_name: Option<String>,
+    pub quantity: u32,
+    pub status: RegistrationStatusSchema,
+    pub attendee: AttendeeSchema,
+    pub answers: AnswersSchema,
+    pub price: Option<MoneySchema>,
+    pub payment_id: Option<String>,
+    /// Whether the account holds it (made it while signed in).
+    pub held_by_you: bool,
+    /// Only for registrations the account holds.
+    pub ticket_codes: Option<Vec<String>>,
+}
+
+/// A waitlist place in an export.
+#[derive(ToSchema)]
+pub struct ExportedWaitlistEntry {
+    pub event_id: Option<Uuid>,
+    pub event_title: String,
+    pub entry_id: Uuid,
+    pub ticket_type_id: Uuid,
+    pub ticket_type_name: Option<String>,
+    pub quantity: u32,
+    pub status: WaitlistStatusSchema,
+    pub attendee: AttendeeSchema,
+    pub answers: AnswersSchema,
+    pub offer_expires_at: Option<DateTime<Utc>>,
+    pub registration_id: Option<Uuid>,
+    pub held_by_you: bool,
+}
+
+/// Answer of `GET /v1/me/export`.
+#[derive(ToSchema)]
+pub struct Export {
+    pub exported_at: DateTime<Utc>,
+    pub account: ExportedAccount,
+    pub organizations: Vec<Membership>,
+    pub registrations: Vec<ExportedRegistration>,
+    pub waitlist: Vec<ExportedWaitlistEntry>,
 }

@@ -2,13 +2,12 @@
 //! scans keeping their time) are the domain's (`marquee_domain::event::check_in`); two doors
 //! scanning the same ticket at once are serialized by the event stream, so exactly one is let in.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
+use chrono::{DateTime, Utc};
 use marquee_domain::event::{Event, EventCommand, check_in};
-use marquee_domain::{EventId, TicketCode, Timestamp};
+use marquee_domain::{EventId, TicketCode};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -17,28 +16,31 @@ use crate::access::{Caller, DOOR, authorize};
 use crate::engine::{Answer, EventAggregate};
 use crate::extract::{JsonBody, OptionalJsonBody, RequestMeta, parse_id};
 use crate::idempotency::respond;
+use crate::openapi::{BodyErrors, CallerErrors, Conflict, Forbidden, IdempotencyKey, NotFound};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The check-in routes.
-pub fn router() -> Router<CommandState> {
-    Router::new()
-        .route("/v1/events/{event_id}/check-ins", post(scan))
-        .route(
-            "/v1/events/{event_id}/check-ins/{ticket_code}/revert",
-            post(revert),
-        )
+pub fn router() -> OpenApiRouter<CommandState> {
+    OpenApiRouter::new()
+        .routes(routes!(scan))
+        .routes(routes!(revert))
 }
 
 /// Body of `POST /v1/events/{id}/check-ins`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ScanBody {
     /// The code read from the ticket.
+    #[schema(min_length = 1)]
     ticket_code: String,
     /// The scanner's id for this scan: the same nonce again is the same scan.
+    #[schema(min_length = 1, max_length = 128)]
     nonce: String,
     /// When an offline scanner scanned it; absent for live scans (the server's time is used).
     #[serde(default)]
-    scanned_at: Option<Timestamp>,
+    scanned_at: Option<DateTime<Utc>>,
 }
 
 /// What the door is told about a ticket that was let in.
@@ -57,6 +59,18 @@ fn admitted(event_id: EventId, event: &Event, code: &TicketCode) -> serde_json::
     })
 }
 
+/// Checks a ticket in at the door: `200` lets the holder in; `404 invalid` for an unknown code,
+/// `409 already_redeemed` (with `first_scanned_at`), `canceled` or `unpaid` otherwise. The same
+/// nonce again is the same scan. Owners, organizers and door staff.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/check-ins",
+    tag = "check-ins",
+    params(("event_id" = Uuid, Path, description = "The event."), IdempotencyKey),
+    request_body = ScanBody,
+    responses((status = 200, description = "Let in.", body = Admitted), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn scan(
     State(state): State<CommandState>,
@@ -101,10 +115,20 @@ async fn scan(
 }
 
 /// Body of a revert: empty or `{}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EmptyBody {}
 
+/// Reverts a ticket's check-in (a scan by mistake): the ticket can be scanned again.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/check-ins/{ticket_code}/revert",
+    tag = "check-ins",
+    params(("event_id" = Uuid, Path, description = "The event."), ("ticket_code" = String, Path, description = "The ticket's code."), IdempotencyKey),
+    request_body = Option<EmptyBody>,
+    responses((status = 200, description = "The check-in is reverted.", body = CheckInReverted), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn revert(
     State(state): State<CommandState>,
@@ -146,4 +170,44 @@ async fn revert(
         },
     )
     .await
+}
+
+/// The attendee as the door sees them.
+#[derive(ToSchema)]
+pub struct AdmittedAttendee {
+    pub name: String,
+}
+
+/// The ticket type as the door sees it.
+#[derive(ToSchema)]
+pub struct AdmittedTicketType {
+    pub id: uuid::Uuid,
+    pub name: String,
+}
+
+/// Answer of `POST /v1/events/{event_id}/check-ins`.
+#[derive(ToSchema)]
+pub struct Admitted {
+    /// Always `ok`.
+    pub result: String,
+    pub event_id: uuid::Uuid,
+    pub ticket_code: String,
+    pub registration_id: Option<uuid::Uuid>,
+    pub attendee: Option<AdmittedAttendee>,
+    pub ticket_type: Option<AdmittedTicketType>,
+    /// When the ticket was scanned in.
+    pub scanned_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `POST /v1/events/{event_id}/check-ins/{ticket_code}/revert`.
+#[derive(ToSchema)]
+pub struct CheckInReverted {
+    /// Always `reverted`.
+    pub result: String,
+    pub event_id: uuid::Uuid,
+    pub ticket_code: String,
+    /// Log position of the command's last fact.
+    pub position: u64,
 }

@@ -1,18 +1,15 @@
 //! `/v1/events`: draft, update, ticket types, publish, cancel, capacity, and reservations.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{patch, post, put};
+use chrono::{DateTime, Utc};
 use marquee_domain::event::{
     Answers, Attendee, DetailsChange, Event, EventCommand, EventError, EventFact, PolicyChange,
     Question, RegistrationStatus, VenueInfo,
 };
 use marquee_domain::venue::{Venue, VenueCommand};
-use marquee_domain::{
-    EventId, Money, RegistrationId, TicketCode, TicketTypeId, Timestamp, VenueId,
-};
+use marquee_domain::{EventId, Money, RegistrationId, TicketCode, TicketTypeId, VenueId};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -23,23 +20,28 @@ use crate::engine::{Answer, EventAggregate, Scheduling, VenueAggregate};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, RequestMeta, parse_id};
 use crate::idempotency::respond;
+use crate::openapi::schemas::{
+    Answers as AnswersSchema, Money as MoneySchema, Question as QuestionSchema,
+    RegistrationStatus as RegistrationStatusSchema,
+};
+use crate::openapi::{BodyErrors, CallerErrors, Conflict, Forbidden, IdempotencyKey, NotFound};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The event routes.
-pub fn router() -> Router<CommandState> {
-    Router::new()
-        .route("/v1/events", post(draft_event))
-        .route("/v1/events/{event_id}", patch(update_event))
-        .route("/v1/events/{event_id}/ticket-types", post(add_ticket_type))
-        .route("/v1/events/{event_id}/publish", post(publish))
-        .route("/v1/events/{event_id}/cancel", post(cancel))
-        .route("/v1/events/{event_id}/capacity", put(change_capacity))
-        .route("/v1/events/{event_id}/reschedule", post(reschedule))
-        .route("/v1/events/{event_id}/questions", put(set_questions))
-        .route("/v1/events/{event_id}/reservations", post(reserve))
-        .route(
-            "/v1/events/{event_id}/reservations/{registration_id}/cancel",
-            post(cancel_registration),
-        )
+pub fn router() -> OpenApiRouter<CommandState> {
+    OpenApiRouter::new()
+        .routes(routes!(draft_event))
+        .routes(routes!(update_event))
+        .routes(routes!(add_ticket_type))
+        .routes(routes!(publish))
+        .routes(routes!(cancel))
+        .routes(routes!(change_capacity))
+        .routes(routes!(reschedule))
+        .routes(routes!(set_questions))
+        .routes(routes!(reserve))
+        .routes(routes!(cancel_registration))
 }
 
 /// Loads a venue and reduces it to what the event aggregate needs; `None` if it does not exist.
@@ -78,49 +80,61 @@ async fn run_event(
 }
 
 /// Body of `POST /v1/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DraftEventBody {
+    /// A venue of the caller's organization.
     venue_id: Uuid,
+    #[schema(min_length = 1, max_length = 200)]
     title: String,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     description: String,
+    #[schema(min_length = 1, max_length = 200)]
     category: String,
-    starts_at: Timestamp,
-    ends_at: Timestamp,
-    /// Defaults to the venue's time zone.
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    /// IANA time zone; defaults to the venue's.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     timezone: Option<String>,
-    /// Defaults to the venue's capacity.
+    /// Defaults to the venue's capacity; at most the venue's.
     #[serde(default)]
+    #[schema(minimum = 1)]
     capacity: Option<u32>,
+    /// Most seats in one reservation (default 10).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     max_per_order: Option<u32>,
     #[serde(flatten)]
     policy: PolicyBody,
-    /// Registration questions.
+    /// Registration questions (at most 50).
     #[serde(default)]
+    #[schema(value_type = Option<Vec<QuestionSchema>>, max_items = 50)]
     questions: Option<Vec<Question>>,
 }
 
 /// The event policy fields a draft or a PATCH may carry.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 struct PolicyBody {
     /// Seconds a paid reservation's seats are held for payment (default 900).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 604800)]
     hold_seconds: Option<u32>,
     /// Seconds a waitlist offer stays open (default 86400).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 604800)]
     offer_seconds: Option<u32>,
     /// Attendees may cancel until then (default: the event's start).
     #[serde(default)]
-    cancellation_deadline: Option<Timestamp>,
+    cancellation_deadline: Option<DateTime<Utc>>,
     /// Most seats per attendee (e-mail address); 0 removes the limit.
     #[serde(default)]
     max_per_attendee: Option<u32>,
     /// Reminders before the start, in seconds before it (default `[86400, 3600]`); `[]` turns
     /// them off.
     #[serde(default)]
+    #[schema(max_items = 5, inline)]
     reminder_offsets_seconds: Option<Vec<u32>>,
 }
 
@@ -138,6 +152,19 @@ impl PolicyBody {
     }
 }
 
+/// Drafts an event at a venue of the caller's organization.
+///
+/// The event starts as a draft, books its slot in the venue's calendar (`409 schedule_conflict` when
+/// the venue is taken then) and belongs to the venue's organization. Owners and organizers only.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "events",
+    params(IdempotencyKey),
+    request_body = DraftEventBody,
+    responses((status = 201, description = "The event was drafted.", body = EventDrafted), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn draft_event(
     State(state): State<CommandState>,
@@ -228,27 +255,44 @@ async fn draft_event(
 }
 
 /// Body of `PATCH /v1/events/{id}`: any subset of the details.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateEventBody {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     title: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     description: Option<String>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     category: Option<String>,
     #[serde(default)]
-    starts_at: Option<Timestamp>,
+    starts_at: Option<DateTime<Utc>>,
     #[serde(default)]
-    ends_at: Option<Timestamp>,
+    ends_at: Option<DateTime<Utc>>,
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     timezone: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100)]
     max_per_order: Option<u32>,
     #[serde(flatten)]
     policy: PolicyBody,
 }
 
+/// Changes an event's details and policy.
+///
+/// Any subset of the fields; new times move the event's slot in its venue's calendar.
+#[utoipa::path(
+    patch,
+    path = "/v1/events/{event_id}",
+    tag = "events",
+    params(("event_id" = Uuid, Path, description = "The event."), IdempotencyKey),
+    request_body = UpdateEventBody,
+    responses((status = 200, description = "The details were changed.", body = EventUpdated), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn update_event(
     State(state): State<CommandState>,
@@ -320,8 +364,8 @@ async fn update_event(
 /// known and in order (the event's own decision reports anything else).
 fn slot(
     event: &Event,
-    starts_at: Option<Timestamp>,
-    ends_at: Option<Timestamp>,
+    starts_at: Option<DateTime<Utc>>,
+    ends_at: Option<DateTime<Utc>>,
 ) -> Vec<VenueCommand> {
     match (event.id, starts_at, ends_at) {
         (Some(event_id), Some(starts_at), Some(ends_at)) if starts_at < ends_at => {
@@ -336,13 +380,23 @@ fn slot(
 }
 
 /// Body of `POST /v1/events/{id}/reschedule`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RescheduleBody {
-    starts_at: Timestamp,
-    ends_at: Timestamp,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
 }
 
+/// Moves an event to new times, and its slot in the venue's calendar with it.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/reschedule",
+    tag = "events",
+    params(("event_id" = Uuid, Path, description = "The event."), IdempotencyKey),
+    request_body = RescheduleBody,
+    responses((status = 200, description = "The event was moved.", body = EventRescheduled), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn reschedule(
     State(state): State<CommandState>,
@@ -395,12 +449,23 @@ async fn reschedule(
 }
 
 /// Body of `PUT /v1/events/{id}/questions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct QuestionsBody {
+    #[schema(value_type = Vec<QuestionSchema>, max_items = 50)]
     questions: Vec<Question>,
 }
 
+/// Replaces the questions an event asks at registration.
+#[utoipa::path(
+    put,
+    path = "/v1/events/{event_id}/questions",
+    tag = "events",
+    params(("event_id" = Uuid, Path, description = "The event."), IdempotencyKey),
+    request_body = QuestionsBody,
+    responses((status = 200, description = "The questions now asked.", body = QuestionsSet), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn set_questions(
     State(state): State<CommandState>,
@@ -439,18 +504,33 @@ async fn set_questions(
 }
 
 /// Body of `POST /v1/events/{id}/ticket-types`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddTicketTypeBody {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    /// Zero for a free ticket type.
+    #[schema(value_type = MoneySchema)]
     price: Money,
+    /// Seats of this type.
+    #[schema(minimum = 1)]
     quantity: u32,
     #[serde(default)]
-    sales_start: Option<Timestamp>,
+    sales_start: Option<DateTime<Utc>>,
     #[serde(default)]
-    sales_end: Option<Timestamp>,
+    sales_end: Option<DateTime<Utc>>,
 }
 
+/// Adds a ticket type (name, price, quantity, sales window) to an event.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/ticket-types",
+    tag = "events",
+    params(("event_id" = Uuid, Path, description = "The event."), IdempotencyKey),
+    request_body = AddTicketTypeBody,
+    responses((status = 201, description = "The ticket type was added.", body = TicketTypeAdded), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn add_ticket_type(
     State(state): State<CommandState>,
@@ -494,10 +574,20 @@ async fn add_ticket_type(
 }
 
 /// Body of `POST /v1/events/{id}/publish`: empty or `{}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PublishBody {}
 
+/// Publishes a draft event: it shows in listings and takes reservations.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/publish",
+    tag = "events",
+    params(("event_id" = Uuid, Path, description = "The event."), IdempotencyKey),
+    request_body = Option<PublishBody>,
+    responses((status = 200, description = "The event is published.", body = EventPublished), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn publish(
     State(state): State<CommandState>,
@@ -531,13 +621,26 @@ async fn publish(
 }
 
 /// Body of `POST /v1/events/{id}/cancel`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CancelBody {
+    /// Told to the attendees.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     reason: Option<String>,
 }
 
+/// Cancels an event: every registration is cancelled, paid ones are due a refund, and the
+/// venue's slot is freed.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/cancel",
+    tag = "events",
+    params(("event_id" = Uuid, Path, description = "The event."), IdempotencyKey),
+    request_body = Option<CancelBody>,
+    responses((status = 200, description = "The event is cancelled.", body = EventCancelled), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn cancel(
     State(state): State<CommandState>,
@@ -605,12 +708,23 @@ async fn cancel(
 }
 
 /// Body of `PUT /v1/events/{id}/capacity`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CapacityBody {
+    #[schema(minimum = 1)]
     capacity: u32,
 }
 
+/// Changes an event's capacity: at most the venue's, at least the seats sold.
+#[utoipa::path(
+    put,
+    path = "/v1/events/{event_id}/capacity",
+    tag = "events",
+    params(("event_id" = Uuid, Path, description = "The event."), IdempotencyKey),
+    request_body = CapacityBody,
+    responses((status = 200, description = "The capacity was changed.", body = CapacityChanged), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn change_capacity(
     State(state): State<CommandState>,
@@ -656,22 +770,29 @@ async fn change_capacity(
 }
 
 /// Body of `POST /v1/events/{id}/reservations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReserveBody {
     ticket_type_id: Uuid,
+    /// Seats; at most the event's `max_per_order`.
+    #[schema(minimum = 1, maximum = 100)]
     quantity: u32,
     attendee: AttendeeBody,
     /// Answers to the event's registration questions, by question id.
     #[serde(default)]
+    #[schema(value_type = Option<AnswersSchema>)]
     answers: Answers,
 }
 
 /// The attendee inside a reservation or a waitlist entry.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AttendeeBody {
+    /// Full name as printed on the ticket.
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    /// Where tickets and notices go.
+    #[schema(max_length = 254)]
     email: String,
 }
 
@@ -689,6 +810,21 @@ pub(crate) fn new_ticket_code() -> TicketCode {
     TicketCode(format!("{:032x}", rand::random::<u128>()))
 }
 
+/// Reserves seats of a ticket type for an attendee.
+///
+/// Free tickets are confirmed at once with their codes; paid ones are held until the hold
+/// expires, waiting for `…/pay`. Any signed-in account (which then holds the registration) or an
+/// organizer's API token; `409 sold_out`, `sales_not_open`, `event_not_on_sale` and the like when
+/// the event's rules say no.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/reservations",
+    tag = "registrations",
+    params(("event_id" = Uuid, Path, description = "The event."), IdempotencyKey),
+    request_body = ReserveBody,
+    responses((status = 201, description = "The registration: confirmed, or held for payment.", body = Registration), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn reserve(
     State(state): State<CommandState>,
@@ -779,6 +915,18 @@ pub(crate) fn registration_body(
     body
 }
 
+/// Cancels a registration and frees its seats; a paid one is due a refund.
+///
+/// Its holder, or an owner or organizer of the event's organization.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/reservations/{registration_id}/cancel",
+    tag = "registrations",
+    params(("event_id" = Uuid, Path, description = "The event."), ("registration_id" = Uuid, Path, description = "The registration."), IdempotencyKey),
+    request_body = Option<PublishBody>,
+    responses((status = 200, description = "The registration is cancelled.", body = RegistrationCancelled), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn cancel_registration(
     State(state): State<CommandState>,
@@ -827,4 +975,125 @@ async fn cancel_registration(
         },
     )
     .await
+}
+
+/// Answer of `POST /v1/events`.
+#[derive(ToSchema)]
+pub struct EventDrafted {
+    pub event_id: Uuid,
+    /// Always `draft`.
+    pub status: String,
+    /// Log position of the command's last fact (also in `Marquee-Position`).
+    pub position: u64,
+}
+
+/// Answer of `PATCH /v1/events/{event_id}`.
+#[derive(ToSchema)]
+pub struct EventUpdated {
+    pub event_id: Uuid,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `POST /v1/events/{event_id}/reschedule`.
+#[derive(ToSchema)]
+pub struct EventRescheduled {
+    pub event_id: Uuid,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `PUT /v1/events/{event_id}/questions`.
+#[derive(ToSchema)]
+pub struct QuestionsSet {
+    pub event_id: Uuid,
+    /// The questions as stored (trimmed).
+    pub questions: Vec<QuestionSchema>,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `POST /v1/events/{event_id}/ticket-types`.
+#[derive(ToSchema)]
+pub struct TicketTypeAdded {
+    pub event_id: Uuid,
+    pub ticket_type_id: Uuid,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `POST /v1/events/{event_id}/publish`.
+#[derive(ToSchema)]
+pub struct EventPublished {
+    pub event_id: Uuid,
+    /// Always `published`.
+    pub status: String,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `POST /v1/events/{event_id}/cancel`.
+#[derive(ToSchema)]
+pub struct EventCancelled {
+    pub event_id: Uuid,
+    /// Always `cancelled`.
+    pub status: String,
+    /// Registrations this cancelled.
+    pub registrations_cancelled: u64,
+    /// Paid registrations now due a refund.
+    pub refunds_due: u64,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `PUT /v1/events/{event_id}/capacity`.
+#[derive(ToSchema)]
+pub struct CapacityChanged {
+    pub event_id: Uuid,
+    pub capacity: u32,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// A registration just made, paid for, or claimed from the waitlist: confirmed with its ticket
+/// codes, or held with its price and expiry (the codes are valid at the door once paid).
+#[derive(ToSchema)]
+pub struct Registration {
+    pub registration_id: Uuid,
+    pub event_id: Uuid,
+    pub ticket_type_id: Uuid,
+    pub quantity: u32,
+    pub status: RegistrationStatusSchema,
+    /// One code per seat.
+    pub ticket_codes: Vec<String>,
+    /// What is due, for a held registration.
+    pub price: Option<MoneySchema>,
+    /// When the hold ends, for a held registration.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The waitlist entry the registration was claimed from (claims only).
+    pub entry_id: Option<Uuid>,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// A refund that became due.
+#[derive(ToSchema)]
+pub struct Refund {
+    pub payment_id: String,
+    pub amount: MoneySchema,
+}
+
+/// Answer of `POST /v1/events/{event_id}/reservations/{registration_id}/cancel`.
+#[derive(ToSchema)]
+pub struct RegistrationCancelled {
+    pub registration_id: Uuid,
+    pub event_id: Uuid,
+    /// Always `cancelled`.
+    pub status: String,
+    /// The refund due, when the registration was paid; `null` otherwise.
+    pub refund: Option<Refund>,
+    /// Log position of the command's last fact.
+    pub position: u64,
 }

@@ -21,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
+pub mod openapi;
 pub mod organizations;
 pub mod payments;
 pub mod personal;
@@ -142,16 +143,8 @@ impl CommandState {
 
 /// All command routes, with problem+json answers for unknown routes and methods.
 pub fn router(state: CommandState) -> Router {
-    Router::new()
-        .merge(accounts::router())
-        .merge(organizations::router())
-        .merge(venues::router())
-        .merge(events::router())
-        .merge(payments::router())
-        .merge(waitlist::router())
-        .merge(check_ins::router())
-        .merge(webhooks::router())
-        .route("/health", axum::routing::get(health))
+    let (router, _) = openapi::routes().split_for_parts();
+    router
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
@@ -159,9 +152,7 @@ pub fn router(state: CommandState) -> Router {
         .with_state(state)
 }
 
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
-}
+pub use openapi::openapi;
 
 /// The command API bound to a socket, ready to serve.
 pub struct Application {

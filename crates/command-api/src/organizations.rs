@@ -7,11 +7,9 @@
 
 use std::collections::BTreeSet;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, post, put};
 use marquee_auth::{NewApiToken, tokens};
 use marquee_domain::organization::{OrganizationCommand, Role};
 use marquee_domain::user::UserCommand;
@@ -27,31 +25,24 @@ use crate::engine::{Answer, CommandContext, OrganizationAggregate, UserAggregate
 use crate::error::ApiError;
 use crate::extract::{JsonBody, OptionalJsonBody, RequestMeta, parse_id};
 use crate::idempotency::{answer_response, respond};
+use crate::openapi::schemas::Role as RoleSchema;
+use crate::openapi::{
+    BadRequest, BodyErrors, CallerErrors, Conflict, Forbidden, IdempotencyKey, NotFound,
+};
+use chrono::{DateTime, Utc};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The organization routes.
-pub fn router() -> Router<CommandState> {
-    Router::new()
-        .route("/v1/organizations", post(create))
-        .route(
-            "/v1/organizations/{organization_id}",
-            axum::routing::get(show),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/members",
-            post(add_member),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/members/{user_id}",
-            put(change_role).delete(remove_member),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/tokens",
-            post(create_token).get(list_tokens),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/tokens/{token_id}",
-            delete(revoke_token),
-        )
+pub fn router() -> OpenApiRouter<CommandState> {
+    OpenApiRouter::new()
+        .routes(routes!(create))
+        .routes(routes!(show))
+        .routes(routes!(add_member))
+        .routes(routes!(change_role, remove_member))
+        .routes(routes!(create_token, list_tokens))
+        .routes(routes!(revoke_token))
 }
 
 /// Founds an organization with `owner` as its first owner; its id.
@@ -118,12 +109,23 @@ async fn as_owner(
 }
 
 /// Body of `POST /v1/organizations`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
 }
 
+/// Founds an organization with the signed-in account as its first owner.
+#[utoipa::path(
+    post,
+    path = "/v1/organizations",
+    tag = "organizations",
+    params(IdempotencyKey),
+    request_body = CreateBody,
+    responses((status = 201, description = "The organization was founded.", body = OrganizationFounded), BodyErrors, CallerErrors, Conflict),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn create(
     State(state): State<CommandState>,
@@ -145,6 +147,14 @@ async fn create(
 }
 
 /// `GET /v1/organizations/{id}`: name and members, for its members.
+#[utoipa::path(
+    get,
+    path = "/v1/organizations/{organization_id}",
+    tag = "organizations",
+    params(("organization_id" = Uuid, Path, description = "The organization.")),
+    responses((status = 200, description = "The organization.", body = OrganizationView), CallerErrors, NotFound),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all)]
 async fn show(
     State(state): State<CommandState>,
@@ -183,14 +193,25 @@ async fn show(
 }
 
 /// Body of `POST /v1/organizations/{id}/members`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddMemberBody {
     /// The account's sign-in address.
     email: String,
+    #[schema(value_type = RoleSchema)]
     role: Role,
 }
 
+/// Adds an account (by its sign-in address) as a member with a role. Owners only.
+#[utoipa::path(
+    post,
+    path = "/v1/organizations/{organization_id}/members",
+    tag = "organizations",
+    params(("organization_id" = Uuid, Path, description = "The organization."), IdempotencyKey),
+    request_body = AddMemberBody,
+    responses((status = 201, description = "The account is a member.", body = MemberRole), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn add_member(
     State(state): State<CommandState>,
@@ -242,12 +263,23 @@ async fn add_member(
 }
 
 /// Body of `PUT /v1/organizations/{id}/members/{user_id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RoleBody {
+    #[schema(value_type = RoleSchema)]
     role: Role,
 }
 
+/// Changes a member's role. Owners only; the last owner stays an owner (`409 last_owner`).
+#[utoipa::path(
+    put,
+    path = "/v1/organizations/{organization_id}/members/{user_id}",
+    tag = "organizations",
+    params(("organization_id" = Uuid, Path, description = "The organization."), ("user_id" = Uuid, Path, description = "The member's account."), IdempotencyKey),
+    request_body = RoleBody,
+    responses((status = 200, description = "The member's role now.", body = MemberRole), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn change_role(
     State(state): State<CommandState>,
@@ -289,10 +321,20 @@ async fn change_role(
 }
 
 /// Body of the commands without a body: empty or `{}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EmptyBody {}
 
+/// Removes a member. Owners only; the last owner stays (`409 last_owner`).
+#[utoipa::path(
+    delete,
+    path = "/v1/organizations/{organization_id}/members/{user_id}",
+    tag = "organizations",
+    params(("organization_id" = Uuid, Path, description = "The organization."), ("user_id" = Uuid, Path, description = "The member's account."), IdempotencyKey),
+    request_body = Option<EmptyBody>,
+    responses((status = 200, description = "The member was removed.", body = MemberRemoved), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn remove_member(
     State(state): State<CommandState>,
@@ -330,15 +372,27 @@ async fn remove_member(
 }
 
 /// Body of `POST /v1/organizations/{id}/tokens`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenBody {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    /// At least one; never `owner`.
+    #[schema(value_type = Vec<RoleSchema>, min_items = 1)]
     roles: BTreeSet<Role>,
 }
 
 /// Makes an API token. Not idempotent by key on purpose: the secret is shown once, and a
 /// replayed answer would show it again.
+#[utoipa::path(
+    post,
+    path = "/v1/organizations/{organization_id}/tokens",
+    tag = "organizations",
+    params(("organization_id" = Uuid, Path, description = "The organization.")),
+    request_body = TokenBody,
+    responses((status = 201, description = "The token; its secret `token` is shown only here.", body = TokenCreated), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn create_token(
     State(state): State<CommandState>,
@@ -408,6 +462,15 @@ async fn create_token(
     }
 }
 
+/// Lists the organization's API tokens (never their secrets). Owners only.
+#[utoipa::path(
+    get,
+    path = "/v1/organizations/{organization_id}/tokens",
+    tag = "organizations",
+    params(("organization_id" = Uuid, Path, description = "The organization.")),
+    responses((status = 200, description = "The tokens, revoked ones included.", body = TokenList), CallerErrors, Forbidden, NotFound),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all)]
 async fn list_tokens(
     State(state): State<CommandState>,
@@ -445,6 +508,15 @@ async fn list_tokens(
     }
 }
 
+/// Revokes an API token: it stops working at once. Owners only.
+#[utoipa::path(
+    delete,
+    path = "/v1/organizations/{organization_id}/tokens/{token_id}",
+    tag = "organizations",
+    params(("organization_id" = Uuid, Path, description = "The organization."), ("token_id" = Uuid, Path, description = "The token.")),
+    responses((status = 200, description = "The token is revoked.", body = TokenRevoked), BadRequest, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = [])),
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn revoke_token(
     State(state): State<CommandState>,
@@ -495,4 +567,90 @@ async fn revoke_token(
         Ok(answer) => answer_response(answer.status, answer.body),
         Err(error) => error.into_response(),
     }
+}
+
+/// Answer of `POST /v1/organizations`.
+#[derive(ToSchema)]
+pub struct OrganizationFounded {
+    pub organization_id: Uuid,
+    pub name: String,
+    /// Always `owner`.
+    pub role: RoleSchema,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// A member of an organization.
+#[derive(ToSchema)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub role: RoleSchema,
+}
+
+/// Answer of `GET /v1/organizations/{organization_id}`.
+#[derive(ToSchema)]
+pub struct OrganizationView {
+    pub organization_id: Uuid,
+    pub name: String,
+    /// The caller's roles here.
+    pub your_roles: Vec<RoleSchema>,
+    pub members: Vec<Member>,
+}
+
+/// Answer of adding a member or changing a member's role.
+#[derive(ToSchema)]
+pub struct MemberRole {
+    pub organization_id: Uuid,
+    pub user_id: Uuid,
+    pub role: RoleSchema,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `DELETE /v1/organizations/{organization_id}/members/{user_id}`.
+#[derive(ToSchema)]
+pub struct MemberRemoved {
+    pub organization_id: Uuid,
+    pub user_id: Uuid,
+    pub removed: bool,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `POST /v1/organizations/{organization_id}/tokens`.
+#[derive(ToSchema)]
+pub struct TokenCreated {
+    pub token_id: Uuid,
+    /// The secret (`mqt_…`): send it as `Authorization: Bearer …`. Shown only here.
+    pub token: String,
+    pub name: String,
+    pub roles: Vec<RoleSchema>,
+    pub organization_id: Uuid,
+}
+
+/// An API token, without its secret.
+#[derive(ToSchema)]
+pub struct TokenItem {
+    pub token_id: Uuid,
+    pub name: String,
+    pub roles: Vec<RoleSchema>,
+    pub created_by: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Answer of `GET /v1/organizations/{organization_id}/tokens`.
+#[derive(ToSchema)]
+pub struct TokenList {
+    pub items: Vec<TokenItem>,
+}
+
+/// Answer of `DELETE /v1/organizations/{organization_id}/tokens/{token_id}`.
+#[derive(ToSchema)]
+pub struct TokenRevoked {
+    pub token_id: Uuid,
+    pub revoked: bool,
+    /// Log position of the command's last fact.
+    pub position: u64,
 }

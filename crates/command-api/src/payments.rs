@@ -9,13 +9,11 @@
 //! record is handled by the late-payment policy (confirm if the seats are still free, refund
 //! otherwise), never by overbooking.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use marquee_domain::event::{self, Event, EventCommand, EventFact, RefundReason};
 use marquee_domain::{EventId, Money, PaymentId, RegistrationId};
 use marquee_payments::webhook::{self, SIGNATURE_HEADER};
@@ -31,25 +29,31 @@ use crate::error::{ApiError, problem_answer};
 use crate::events::registration_body;
 use crate::extract::{JsonBody, RequestMeta, parse_id};
 use crate::idempotency::{answer_response, respond};
+use crate::openapi::schemas::{
+    Money as MoneySchema, RegistrationStatus as RegistrationStatusSchema,
+};
+use crate::openapi::{
+    BadGateway, BadRequest, BodyErrors, CallerErrors, Conflict, Forbidden, IdempotencyKey,
+    NotFound, PayloadTooLarge, PaymentRequired, Problem, Unavailable, Unprocessable,
+};
+use chrono::{DateTime, Utc};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The payment routes.
-pub fn router() -> Router<CommandState> {
-    Router::new()
-        .route(
-            "/v1/events/{event_id}/reservations/{registration_id}/pay",
-            post(pay),
-        )
-        .route("/v1/payments/webhook", post(payment_webhook))
-        .route(
-            "/v1/payments/test-gateway/settle",
-            post(settle_test_payment),
-        )
+pub fn router() -> OpenApiRouter<CommandState> {
+    OpenApiRouter::new()
+        .routes(routes!(pay))
+        .routes(routes!(payment_webhook))
+        .routes(routes!(settle_test_payment))
 }
 
 /// Body of `POST /v1/payments/test-gateway/settle`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SettleBody {
+    /// A pending payment of the test gateway (from a `202` of `…/pay`).
     payment_id: String,
     event_id: Uuid,
     registration_id: Uuid,
@@ -60,6 +64,16 @@ struct SettleBody {
 /// Plays the payment provider of the built-in test gateway: settles a pending payment and
 /// delivers the signed webhook the provider would send, through the same verification as any
 /// webhook. 404 unless the test gateway is the one in use.
+#[utoipa::path(
+    post,
+    path = "/v1/payments/test-gateway/settle",
+    tag = "payments",
+    request_body = SettleBody,
+    responses(
+        (status = 200, description = "The payment was settled and its notification recorded.", body = PaymentRecorded),
+        BodyErrors, NotFound, Conflict, BadGateway, Unavailable
+    )
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn settle_test_payment(
     State(state): State<CommandState>,
@@ -106,14 +120,35 @@ async fn settle_test_payment(
 }
 
 /// Body of `POST …/pay`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PayBody {
     /// The card to charge. With the built-in `test` gateway the number decides the outcome
     /// (see the README).
+    #[schema(min_length = 1)]
     card_number: String,
 }
 
+/// Pays for a held registration by card.
+///
+/// `200` with the confirmed registration when the money is taken; `202` when the provider settles
+/// later (its webhook confirms); `402 payment_declined` when the card is declined (recorded, the
+/// seats stay held); `409` when nothing is payable (`not_payable`, `hold_expired`) or the payment
+/// was refunded at once (`already_paid`, `amount_mismatch`, … with `refund`). Its holder, or an
+/// owner or organizer; the same `Idempotency-Key` never charges twice.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/reservations/{registration_id}/pay",
+    tag = "payments",
+    params(("event_id" = Uuid, Path, description = "The event."), ("registration_id" = Uuid, Path, description = "The held registration."), IdempotencyKey),
+    request_body = PayBody,
+    responses(
+        (status = 200, description = "Paid: the registration is confirmed.", body = crate::events::Registration),
+        (status = 202, description = "The provider settles the payment later.", body = PaymentPending),
+        PaymentRequired, BodyErrors, CallerErrors, Forbidden, NotFound, Conflict, BadGateway, Unavailable
+    ),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn pay(
     State(state): State<CommandState>,
@@ -286,6 +321,18 @@ fn refund_answer(payment_id: PaymentId, amount: Money, reason: RefundReason) -> 
 /// `POST /v1/payments/webhook`: the provider reports how a payment ended. The body is taken as
 /// raw bytes because the signature covers exactly them. A notification repeated (providers
 /// retry until they see a 2xx) changes nothing the second time and gets the same 200.
+#[utoipa::path(
+    post,
+    path = "/v1/payments/webhook",
+    tag = "payments",
+    params(("Marquee-Signature" = String, Header, description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.body\">` with the shared webhook secret.")),
+    request_body(content = PaymentNotificationBody, description = "Signed by the provider; taken as raw bytes."),
+    responses(
+        (status = 200, description = "Recorded (or recorded before: same answer).", body = PaymentRecorded),
+        (status = 401, description = "The signature does not verify (`invalid_signature`).", body = Problem, content_type = "application/problem+json"),
+        BadRequest, NotFound, Conflict, PayloadTooLarge, Unprocessable, Unavailable
+    )
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn payment_webhook(
     State(state): State<CommandState>,
@@ -393,4 +440,64 @@ async fn webhook_inner(
         })
         .await?;
     Ok(answer)
+}
+
+/// Answer of `…/pay` when the provider settles later.
+#[derive(ToSchema)]
+pub struct PaymentPending {
+    pub registration_id: Uuid,
+    pub event_id: Uuid,
+    /// Always `payment_pending`.
+    pub status: String,
+    pub payment_id: String,
+    /// When the hold ends.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// How the provider says a payment ended.
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentNotificationStatus {
+    Succeeded,
+    Failed,
+}
+
+/// Body of `POST /v1/payments/webhook`, as the provider signs it.
+#[derive(ToSchema)]
+pub struct PaymentNotificationBody {
+    /// The payment, as returned by the charge.
+    pub payment_id: String,
+    pub event_id: Uuid,
+    pub registration_id: Uuid,
+    pub status: PaymentNotificationStatus,
+    pub amount: MoneySchema,
+    /// Why a failed payment failed; absent when it succeeded.
+    pub reason: Option<String>,
+}
+
+/// What a payment notification did: `confirmed`, `confirmed_late`, `declined`,
+/// `already_recorded`, or a refund that became due.
+#[derive(ToSchema)]
+#[serde(untagged)]
+pub enum PaymentOutcome {
+    Text(String),
+    Refund {
+        /// Why the payment is refunded, e.g. `late_payment`, `duplicate_payment`.
+        refund_due: String,
+    },
+}
+
+/// Answer to a payment notification.
+#[derive(ToSchema)]
+pub struct PaymentRecorded {
+    pub received: bool,
+    pub payment_id: String,
+    pub registration_id: Uuid,
+    pub outcome: PaymentOutcome,
+    /// The registration's status now; `null` if there is no such registration.
+    pub registration_status: Option<RegistrationStatusSchema>,
+    /// Log position of the command's last fact.
+    pub position: u64,
 }

@@ -1,10 +1,8 @@
 //! `/v1/venues`: create a venue, rename it, change its capacity.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{patch, post};
 use marquee_auth::Principal;
 use marquee_domain::venue::VenueCommand;
 use marquee_domain::{OrganizationId, VenueId};
@@ -18,12 +16,16 @@ use crate::engine::{Answer, UserAggregate, VenueAggregate};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, RequestMeta, parse_id};
 use crate::idempotency::respond;
+use crate::openapi::{BodyErrors, CallerErrors, Conflict, Forbidden, IdempotencyKey, NotFound};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The venue routes.
-pub fn router() -> Router<CommandState> {
-    Router::new()
-        .route("/v1/venues", post(create_venue))
-        .route("/v1/venues/{venue_id}", patch(update_venue))
+pub fn router() -> OpenApiRouter<CommandState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_venue))
+        .routes(routes!(update_venue))
 }
 
 fn default_timezone() -> String {
@@ -31,16 +33,22 @@ fn default_timezone() -> String {
 }
 
 /// Body of `POST /v1/venues`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateVenue {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    #[schema(min_length = 1, max_length = 200)]
     city: String,
     #[serde(default)]
+    #[schema(max_length = 200)]
     address: Option<String>,
+    /// Seats; events here hold at most this many.
+    #[schema(minimum = 1)]
     capacity: u32,
     /// IANA time zone; events at this venue default to it.
     #[serde(default = "default_timezone")]
+    #[schema(min_length = 1, max_length = 200, default = "UTC")]
     timezone: String,
     /// The organization that owns it; may be left out by someone who organizes exactly one.
     #[serde(default)]
@@ -106,6 +114,16 @@ async fn owner_for_new_venue(
     }
 }
 
+/// Creates a venue of an organization the caller owns or organizes.
+#[utoipa::path(
+    post,
+    path = "/v1/venues",
+    tag = "venues",
+    params(IdempotencyKey),
+    request_body = CreateVenue,
+    responses((status = 201, description = "The venue was created.", body = VenueCreated), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn create_venue(
     State(state): State<CommandState>,
@@ -150,15 +168,27 @@ async fn create_venue(
 }
 
 /// Body of `PATCH /v1/venues/{id}`: any of the fields.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateVenue {
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 200)]
     name: Option<String>,
     #[serde(default)]
+    #[schema(minimum = 1)]
     capacity: Option<u32>,
 }
 
+/// Renames a venue or changes its capacity. Owners and organizers of its organization.
+#[utoipa::path(
+    patch,
+    path = "/v1/venues/{venue_id}",
+    tag = "venues",
+    params(("venue_id" = Uuid, Path, description = "The venue."), IdempotencyKey),
+    request_body = UpdateVenue,
+    responses((status = 200, description = "The venue was changed.", body = VenueUpdated), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, venue_id = %venue_id))]
 async fn update_venue(
     State(state): State<CommandState>,
@@ -203,4 +233,21 @@ async fn update_venue(
         },
     )
     .await
+}
+
+/// Answer of `POST /v1/venues`.
+#[derive(ToSchema)]
+pub struct VenueCreated {
+    pub venue_id: Uuid,
+    pub organization_id: Uuid,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `PATCH /v1/venues/{venue_id}`.
+#[derive(ToSchema)]
+pub struct VenueUpdated {
+    pub venue_id: Uuid,
+    /// Log position of the command's last fact.
+    pub position: u64,
 }

@@ -2,11 +2,9 @@
 //! leaving. The rules (join order, offers, head of line first) are the domain's
 //! (`marquee_domain::event::waitlist`).
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::post;
 use marquee_domain::event::MAX_PER_ORDER_LIMIT;
 use marquee_domain::event::{Answers, EventCommand, EventFact, WaitlistStatus};
 use marquee_domain::{EventId, RegistrationId, TicketTypeId, WaitlistEntryId};
@@ -20,32 +18,34 @@ use crate::engine::{Answer, EventAggregate};
 use crate::events::{AttendeeBody, new_ticket_code, registration_body};
 use crate::extract::{JsonBody, OptionalJsonBody, RequestMeta, parse_id};
 use crate::idempotency::respond;
+use crate::openapi::schemas::{Answers as AnswersSchema, WaitlistStatus as WaitlistStatusSchema};
+use crate::openapi::{BodyErrors, CallerErrors, Conflict, Forbidden, IdempotencyKey, NotFound};
+use chrono::{DateTime, Utc};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The waitlist routes.
-pub fn router() -> Router<CommandState> {
-    Router::new()
-        .route("/v1/events/{event_id}/waitlist", post(join))
-        .route(
-            "/v1/events/{event_id}/waitlist/{entry_id}/claim",
-            post(claim),
-        )
-        .route(
-            "/v1/events/{event_id}/waitlist/{entry_id}/leave",
-            post(leave),
-        )
+pub fn router() -> OpenApiRouter<CommandState> {
+    OpenApiRouter::new()
+        .routes(routes!(join))
+        .routes(routes!(claim))
+        .routes(routes!(leave))
 }
 
 /// Body of `POST /v1/events/{id}/waitlist`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct JoinBody {
     ticket_type_id: Uuid,
     /// Seats wanted; an offer is for all of them. Default 1.
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 100, default = 1)]
     quantity: u32,
     attendee: AttendeeBody,
     /// Answers to the event's registration questions, carried into the registration.
     #[serde(default)]
+    #[schema(value_type = Option<AnswersSchema>)]
     answers: Answers,
 }
 
@@ -53,6 +53,17 @@ fn one() -> u32 {
     1
 }
 
+/// Joins the waitlist of a sold-out ticket type; when seats free up, places are offered in
+/// order (`409 seats_available` while seats are on sale, `409 already_on_waitlist`).
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/waitlist",
+    tag = "waitlist",
+    params(("event_id" = Uuid, Path, description = "The event."), IdempotencyKey),
+    request_body = JoinBody,
+    responses((status = 201, description = "The place in line.", body = WaitlistJoined), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn join(
     State(state): State<CommandState>,
@@ -124,10 +135,21 @@ async fn join(
 }
 
 /// Body of the claim and leave commands: empty or `{}`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EmptyBody {}
 
+/// Claims an open offer: the waitlist place becomes a registration (held for payment, or
+/// confirmed when free). Its holder, or an owner or organizer.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/waitlist/{entry_id}/claim",
+    tag = "waitlist",
+    params(("event_id" = Uuid, Path, description = "The event."), ("entry_id" = Uuid, Path, description = "The waitlist entry."), IdempotencyKey),
+    request_body = Option<EmptyBody>,
+    responses((status = 201, description = "The registration the offer turned into.", body = crate::events::Registration), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn claim(
     State(state): State<CommandState>,
@@ -195,6 +217,17 @@ async fn claim(
     .await
 }
 
+/// Leaves the waitlist; an open offer passes to the next in line. Its holder, or an owner or
+/// organizer.
+#[utoipa::path(
+    post,
+    path = "/v1/events/{event_id}/waitlist/{entry_id}/leave",
+    tag = "waitlist",
+    params(("event_id" = Uuid, Path, description = "The event."), ("entry_id" = Uuid, Path, description = "The waitlist entry."), IdempotencyKey),
+    request_body = Option<EmptyBody>,
+    responses((status = 200, description = "The place is given up.", body = WaitlistLeft), BodyErrors, CallerErrors, Forbidden, NotFound, Conflict),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id, event_id = %event_id))]
 async fn leave(
     State(state): State<CommandState>,
@@ -241,4 +274,34 @@ async fn leave(
         },
     )
     .await
+}
+
+/// Answer of `POST /v1/events/{event_id}/waitlist`.
+#[derive(ToSchema)]
+pub struct WaitlistJoined {
+    pub entry_id: Uuid,
+    pub event_id: Uuid,
+    pub ticket_type_id: Uuid,
+    pub quantity: Option<u32>,
+    /// `waiting`, or `offered` when seats were free for it at once.
+    pub status: Option<WaitlistStatusSchema>,
+    /// 1 is next in line; `null` once offered.
+    pub place_in_line: Option<u64>,
+    /// When an offer made at once expires.
+    pub offer_expires_at: Option<DateTime<Utc>>,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `POST /v1/events/{event_id}/waitlist/{entry_id}/leave`.
+#[derive(ToSchema)]
+pub struct WaitlistLeft {
+    pub entry_id: Uuid,
+    pub event_id: Uuid,
+    /// Always `left`.
+    pub status: WaitlistStatusSchema,
+    /// Offers this made to those next in line.
+    pub offers_made: u64,
+    /// Log position of the command's last fact.
+    pub position: u64,
 }

@@ -11,11 +11,9 @@
 
 use std::collections::BTreeSet;
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use marquee_domain::organization::OrganizationCommand;
 use marquee_domain::{OrganizationId, WebhookId};
 use marquee_notifier::store::{DeliveryRecord, Endpoint};
@@ -30,29 +28,25 @@ use crate::engine::{Answer, CommandContext, OrganizationAggregate};
 use crate::error::ApiError;
 use crate::extract::{JsonBody, RequestMeta, parse_id};
 use crate::idempotency::answer_response;
+use crate::openapi::{
+    BadRequest, BodyErrors, CallerErrors, Conflict, Forbidden, NotFound, Unavailable, Unprocessable,
+};
+use chrono::{DateTime, Utc};
+use utoipa::IntoParams;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Most deliveries one page of the delivery log shows.
 const MAX_DELIVERIES: u32 = 200;
 
 /// The webhook routes.
-pub fn router() -> Router<CommandState> {
-    Router::new()
-        .route(
-            "/v1/organizations/{organization_id}/webhooks",
-            post(create).get(list),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/webhooks/{webhook_id}",
-            get(show).delete(remove),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/webhooks/{webhook_id}/ping",
-            post(ping),
-        )
-        .route(
-            "/v1/organizations/{organization_id}/webhooks/{webhook_id}/deliveries",
-            get(deliveries),
-        )
+pub fn router() -> OpenApiRouter<CommandState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(show, remove))
+        .routes(routes!(ping))
+        .routes(routes!(deliveries))
 }
 
 fn notifier_error(e: marquee_notifier::NotifierError) -> ApiError {
@@ -139,17 +133,28 @@ fn delivery_json(delivery: &DeliveryRecord) -> Value {
 }
 
 /// Body of `POST /v1/organizations/{id}/webhooks`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
     /// Where deliveries are posted (`http://` or `https://`).
+    #[schema(min_length = 1, max_length = 2000)]
     url: String,
     /// Fact types to receive; `["*"]` for every one.
+    #[schema(min_items = 1, max_items = 100)]
     fact_types: BTreeSet<String>,
 }
 
 /// Adds an endpoint. Not idempotent by key on purpose: the secret is shown once, and a replayed
 /// answer would show it again.
+#[utoipa::path(
+    post,
+    path = "/v1/organizations/{organization_id}/webhooks",
+    tag = "webhooks",
+    params(("organization_id" = Uuid, Path, description = "The organization.")),
+    request_body = CreateBody,
+    responses((status = 201, description = "The endpoint; its signing `secret` is shown only here.", body = WebhookCreated), BodyErrors, Conflict, CallerErrors, Forbidden, NotFound, Unavailable),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn create(
     State(state): State<CommandState>,
@@ -213,6 +218,15 @@ async fn create(
     }
 }
 
+/// Lists the organization's webhook endpoints.
+#[utoipa::path(
+    get,
+    path = "/v1/organizations/{organization_id}/webhooks",
+    tag = "webhooks",
+    params(("organization_id" = Uuid, Path, description = "The organization.")),
+    responses((status = 200, description = "The endpoints.", body = WebhookList), CallerErrors, Forbidden, NotFound, Unavailable),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 async fn list(
     State(state): State<CommandState>,
@@ -237,6 +251,15 @@ async fn list(
     }
 }
 
+/// One webhook endpoint.
+#[utoipa::path(
+    get,
+    path = "/v1/organizations/{organization_id}/webhooks/{webhook_id}",
+    tag = "webhooks",
+    params(("organization_id" = Uuid, Path, description = "The organization."), ("webhook_id" = Uuid, Path, description = "The webhook endpoint.")),
+    responses((status = 200, description = "The endpoint.", body = WebhookEndpoint), CallerErrors, Forbidden, NotFound, Unavailable),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 async fn show(
     State(state): State<CommandState>,
@@ -255,6 +278,15 @@ async fn show(
     }
 }
 
+/// Removes a webhook endpoint: nothing more is delivered to it.
+#[utoipa::path(
+    delete,
+    path = "/v1/organizations/{organization_id}/webhooks/{webhook_id}",
+    tag = "webhooks",
+    params(("organization_id" = Uuid, Path, description = "The organization."), ("webhook_id" = Uuid, Path, description = "The webhook endpoint.")),
+    responses((status = 200, description = "The endpoint is removed.", body = WebhookRemoved), BadRequest, Conflict, CallerErrors, Forbidden, NotFound, Unavailable),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all, fields(correlation_id = %meta.correlation_id))]
 async fn remove(
     State(state): State<CommandState>,
@@ -300,6 +332,14 @@ async fn remove(
 
 /// Queues a signed `ping` to the endpoint: `202` with its delivery id, which shows in the
 /// delivery log.
+#[utoipa::path(
+    post,
+    path = "/v1/organizations/{organization_id}/webhooks/{webhook_id}/ping",
+    tag = "webhooks",
+    params(("organization_id" = Uuid, Path, description = "The organization."), ("webhook_id" = Uuid, Path, description = "The webhook endpoint.")),
+    responses((status = 202, description = "The ping is queued.", body = PingQueued), Unprocessable, CallerErrors, Forbidden, NotFound, Unavailable),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 async fn ping(
     State(state): State<CommandState>,
@@ -329,14 +369,25 @@ async fn ping(
 }
 
 /// Query of the delivery log.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DeliveriesQuery {
     /// Most deliveries returned, newest first (default 50, at most 200).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
 }
 
+/// The endpoint's delivery log, newest first, with every attempt.
+#[utoipa::path(
+    get,
+    path = "/v1/organizations/{organization_id}/webhooks/{webhook_id}/deliveries",
+    tag = "webhooks",
+    params(("organization_id" = Uuid, Path, description = "The organization."), ("webhook_id" = Uuid, Path, description = "The webhook endpoint."), DeliveriesQuery),
+    responses((status = 200, description = "The deliveries.", body = DeliveryLog), Unprocessable, CallerErrors, Forbidden, NotFound, Unavailable),
+    security(("bearer" = []))
+)]
 #[tracing::instrument(skip_all)]
 async fn deliveries(
     State(state): State<CommandState>,
@@ -363,4 +414,88 @@ async fn deliveries(
         Ok(body) => answer_response(StatusCode::OK, body),
         Err(error) => error.into_response(),
     }
+}
+
+/// An outgoing webhook endpoint.
+#[derive(ToSchema)]
+pub struct WebhookEndpoint {
+    pub webhook_id: Uuid,
+    pub organization_id: Uuid,
+    pub url: String,
+    pub fact_types: Vec<String>,
+    /// `active`, or `disabled` (see `disabled_reason`).
+    pub status: String,
+    pub disabled_reason: Option<String>,
+    /// The actor that added it, e.g. `user:<id>`.
+    pub created_by: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Answer of `POST /v1/organizations/{organization_id}/webhooks`.
+#[derive(ToSchema)]
+pub struct WebhookCreated {
+    #[serde(flatten)]
+    pub endpoint: WebhookEndpoint,
+    /// The signing secret (HMAC-SHA256 of each delivery). Shown only here.
+    pub secret: String,
+    /// Log position of `WebhookEndpointAdded`.
+    pub position: u64,
+}
+
+/// Answer of `GET /v1/organizations/{organization_id}/webhooks`.
+#[derive(ToSchema)]
+pub struct WebhookList {
+    pub items: Vec<WebhookEndpoint>,
+}
+
+/// Answer of `DELETE /v1/organizations/{organization_id}/webhooks/{webhook_id}`.
+#[derive(ToSchema)]
+pub struct WebhookRemoved {
+    pub webhook_id: Uuid,
+    pub removed: bool,
+    /// Log position of the command's last fact.
+    pub position: u64,
+}
+
+/// Answer of `POST …/webhooks/{webhook_id}/ping`.
+#[derive(ToSchema)]
+pub struct PingQueued {
+    pub webhook_id: Uuid,
+    pub delivery_id: Uuid,
+}
+
+/// One attempt to deliver.
+#[derive(ToSchema)]
+pub struct DeliveryAttempt {
+    pub attempt: u32,
+    pub at: DateTime<Utc>,
+    pub outcome: String,
+    /// The receiver's HTTP status, if it answered.
+    pub status: Option<u16>,
+    pub error: Option<String>,
+}
+
+/// One delivery of a fact (or a ping) to the endpoint.
+#[derive(ToSchema)]
+pub struct Delivery {
+    pub delivery_id: Uuid,
+    pub fact_id: Uuid,
+    pub fact_type: String,
+    /// The fact's log position; `null` for a ping.
+    pub position: Option<u64>,
+    pub status: String,
+    pub attempts: u32,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub attempt_log: Vec<DeliveryAttempt>,
+}
+
+/// Answer of `GET …/webhooks/{webhook_id}/deliveries`.
+#[derive(ToSchema)]
+pub struct DeliveryLog {
+    pub webhook_id: Uuid,
+    pub items: Vec<Delivery>,
 }
