@@ -130,9 +130,9 @@ fn section_needed() -> ApiError {
     tag = "organizers",
     params(
         ("id" = Uuid, Path, description = "The event's id."),
-        ("format" = Option<names::Format>, Query,
+        ("format" = inline(Option<names::Format>), Query,
             description = "`json` (default, unless `Accept` names `text/csv`) or `csv`."),
-        ("section" = Option<SectionName>, Query,
+        ("section" = inline(Option<SectionName>), Query,
             description = "The section a CSV answer holds (required for CSV)."),
     ),
     responses(

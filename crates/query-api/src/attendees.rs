@@ -227,7 +227,7 @@ struct GuestListPage {
         ("q" = Option<String>, Query, min_length = 1, max_length = 200,
             description = "Only registrations whose attendee's name or e-mail address contains \
                 this text, ignoring case; not blank."),
-        ("status" = Option<names::RegistrationStatus>, Query,
+        ("status" = inline(Option<names::RegistrationStatus>), Query,
             description = "Only registrations in this status."),
         ("ticket_type_id" = Option<Uuid>, Query, description = "Only this ticket type."),
         ("checked_in" = Option<bool>, Query,
@@ -235,7 +235,7 @@ struct GuestListPage {
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100,
             description = "Registrations per page; default 20."),
-        ("format" = Option<names::Format>, Query,
+        ("format" = inline(Option<names::Format>), Query,
             description = "`json` (default, unless `Accept` names `text/csv`) or `csv`."),
     ),
     responses(

@@ -188,7 +188,7 @@ struct ListingPage {
         ("available" = Option<bool>, Query,
             description = "`true`: only published events with seats left; `false`: only the \
                 others (cancelled, or sold out)."),
-        ("sort" = Option<names::ListingSort>, Query, description = "The order; default `starts_at`."),
+        ("sort" = inline(Option<names::ListingSort>), Query, description = "The order; default `starts_at`."),
         ("cursor" = Option<String>, Query,
             description = "`next_cursor` of the previous page, issued for the same `sort`."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100,

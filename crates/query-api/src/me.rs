@@ -173,7 +173,7 @@ struct TicketsPage {
     path = "/v1/me/tickets",
     tag = "account",
     params(
-        ("status" = Option<names::RegistrationStatus>, Query,
+        ("status" = inline(Option<names::RegistrationStatus>), Query,
             description = "Only registrations in this status."),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100,
