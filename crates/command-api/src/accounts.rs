@@ -104,6 +104,21 @@ pub async fn open_account(
     name: &str,
     locale: Option<String>,
 ) -> Result<UserId, ApiError> {
+    open_account_answering(state, context, email, password, name, locale)
+        .await
+        .map(|(user_id, _)| user_id)
+}
+
+/// [`open_account`], with the answer to the sign-up: the one remembered under the request's
+/// idempotency key, so that a replay answers the same.
+async fn open_account_answering(
+    state: &CommandState,
+    context: &CommandContext,
+    email: &str,
+    password: &Password,
+    name: &str,
+    locale: Option<String>,
+) -> Result<(UserId, Answer), ApiError> {
     let email = email.trim().to_owned();
     if !marquee_domain::event::looks_like_email(&email) {
         return Err(ApiError::Validation(
@@ -138,20 +153,23 @@ pub async fn open_account(
                 locale,
             }],
             context,
-            |_, _| Answer {
+            move |_, _| Answer {
                 status: StatusCode::CREATED,
-                body: json!({}),
+                body: json!({ "user_id": user_id }),
             },
         )
         .await;
-    if let Err(e) = registered {
-        // No account without its profile: take the credentials back.
-        if let Err(cleanup) = state.auth.store().delete_credentials(user_id.0).await {
-            tracing::error!(error = %cleanup, "could not remove the credentials of a failed sign-up");
+    let answer = match registered {
+        Ok((_, answer)) => answer,
+        Err(e) => {
+            // No account without its profile: take the credentials back.
+            if let Err(cleanup) = state.auth.store().delete_credentials(user_id.0).await {
+                tracing::error!(error = %cleanup, "could not remove the credentials of a failed sign-up");
+            }
+            return Err(e);
         }
-        return Err(e);
-    }
-    Ok(user_id)
+    };
+    Ok((user_id, answer))
 }
 
 /// Opens an account (and signs nobody in: sign in next).
@@ -185,12 +203,10 @@ async fn sign_up(
             if let Some(address) = caller.address {
                 state.auth.count_sign_in(&address.to_string())?;
             }
-            let user_id =
-                open_account(&state, &context, &b.email, &b.password, &b.name, b.locale).await?;
-            Ok(Answer {
-                status: StatusCode::CREATED,
-                body: json!({ "user_id": user_id }),
-            })
+            let (_, answer) =
+                open_account_answering(&state, &context, &b.email, &b.password, &b.name, b.locale)
+                    .await?;
+            Ok(answer)
         },
     )
     .await
@@ -544,7 +560,6 @@ async fn confirm_password(
     post,
     path = "/v1/me/password",
     tag = "accounts",
-    params(IdempotencyKey),
     request_body = PasswordBody,
     responses((status = 200, description = "The password was changed.", body = PasswordChanged), BodyErrors, CallerErrors, NotFound, Conflict),
     security(("bearer" = [])),
@@ -626,7 +641,6 @@ struct EraseBody {
     post,
     path = "/v1/me/erase",
     tag = "accounts",
-    params(IdempotencyKey),
     request_body = EraseBody,
     responses((status = 200, description = "The account is erased.", body = Erased), BodyErrors, CallerErrors, NotFound, Conflict),
     security(("bearer" = [])),

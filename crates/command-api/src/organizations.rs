@@ -52,10 +52,23 @@ pub async fn found(
     owner: UserId,
     name: &str,
 ) -> Result<OrganizationId, ApiError> {
+    founding(state, context, owner, name)
+        .await
+        .map(|(organization_id, _)| organization_id)
+}
+
+/// [`found`], with the answer to the founding request: the one remembered under the request's
+/// idempotency key, so that a replay answers the same.
+async fn founding(
+    state: &CommandState,
+    context: &CommandContext,
+    owner: UserId,
+    name: &str,
+) -> Result<(OrganizationId, Answer), ApiError> {
     let organization_id = OrganizationId(Uuid::now_v7());
     let mut context = context.clone();
     context.organization = Some(organization_id.to_string());
-    state
+    let (_, answer) = state
         .engine
         .execute_two::<OrganizationAggregate, UserAggregate>(
             (
@@ -74,13 +87,17 @@ pub async fn found(
                 }],
             ),
             &context,
-            |_, _| Answer {
+            move |_, organization| Answer {
                 status: StatusCode::CREATED,
-                body: json!({}),
+                body: json!({
+                    "organization_id": organization_id,
+                    "name": organization.name,
+                    "role": Role::Owner,
+                }),
             },
         )
         .await?;
-    Ok(organization_id)
+    Ok((organization_id, answer))
 }
 
 /// The organization of the path when `caller` is one of its owners: `404` for outsiders,
@@ -134,15 +151,18 @@ async fn create(
     body: JsonBody<CreateBody>,
 ) -> Response {
     let name = body.value.name;
-    respond(&state.clone(), &caller.clone(), &meta, &body.raw, |mut context| async move {
-        let user_id = caller.user()?;
-        context.actor = caller.actor();
-        let organization_id = found(&state, &context, user_id, &name).await?;
-        Ok(Answer {
-            status: StatusCode::CREATED,
-            body: json!({ "organization_id": organization_id, "name": name.trim(), "role": Role::Owner }),
-        })
-    })
+    respond(
+        &state.clone(),
+        &caller.clone(),
+        &meta,
+        &body.raw,
+        |mut context| async move {
+            let user_id = caller.user()?;
+            context.actor = caller.actor();
+            let (_, answer) = founding(&state, &context, user_id, &name).await?;
+            Ok(answer)
+        },
+    )
     .await
 }
 
