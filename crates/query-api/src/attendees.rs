@@ -113,7 +113,8 @@ struct TicketJson {
 
 /// An answer to a registration question: one value (text, a choice, a country code, an age
 /// range), or the choices of a multiple-choice question.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
 #[allow(
     dead_code,
     reason = "describes the domain's `AnswerValue`; never built"

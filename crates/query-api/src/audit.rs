@@ -134,7 +134,7 @@ struct FactMetadata {
     #[schema(required = true)]
     actor: Option<String>,
     /// The organization the command acted for, when there is one (absent otherwise).
-    #[schema(value_type = String)]
+    #[schema(value_type = String, required = false)]
     organization: Option<String>,
 }
 

@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use utoipa::openapi::path::{Operation, Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{Schema, SchemaType};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, ObjectBuilder, Ref, RefOr, Required, ResponseBuilder, Type,
@@ -113,10 +114,13 @@ pub(crate) fn finish(openapi: &mut utoipa::openapi::OpenApi) {
 /// Adds the read-your-writes header, the `Marquee-Position` header on every answer, and the
 /// problems any request can meet (unless the operation describes them itself).
 fn shared(operation: &mut Operation) {
-    operation
-        .parameters
-        .get_or_insert_with(Vec::new)
-        .push(min_position_parameter());
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    for parameter in parameters.iter_mut() {
+        if let RefOr::T(parameter) = parameter {
+            not_null(parameter);
+        }
+    }
+    parameters.push(min_position_parameter());
     let problems = [
         (
             "400",
@@ -174,6 +178,23 @@ fn shared(operation: &mut Operation) {
                         .build(),
                 ),
             );
+        }
+    }
+}
+
+/// An optional parameter is absent or has a value, never `null`: utoipa reads `Option<T>` as a
+/// nullable header, which no request can send.
+fn not_null(parameter: &mut Parameter) {
+    if let Some(RefOr::T(Schema::Object(schema))) = parameter.schema.as_mut()
+        && let SchemaType::Array(types) = &schema.schema_type
+    {
+        let mut types: Vec<Type> = types
+            .iter()
+            .filter(|t| **t != Type::Null)
+            .cloned()
+            .collect();
+        if types.len() == 1 {
+            schema.schema_type = SchemaType::Type(types.remove(0));
         }
     }
 }
