@@ -399,9 +399,13 @@ pub fn openapi() -> OpenApi {
 }
 
 /// What the macros cannot say: operation ids unique across modules (handlers in different
-/// modules share names such as `create`), and an optional body that may be left out but is
-/// never JSON `null` (the macros write `Option<Body>` as "the body or null").
+/// modules share names such as `create`), a one-line summary (the macros take the doc
+/// comment's first paragraph, line breaks included), and an optional body that may be left out
+/// but is never JSON `null` (the macros write `Option<Body>` as "the body or null").
 fn tidy(operation: &mut utoipa::openapi::path::Operation) {
+    if let Some(summary) = operation.summary.as_mut() {
+        *summary = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
     if let (Some(id), Some(tag)) = (
         operation.operation_id.as_mut(),
         operation.tags.as_ref().and_then(|t| t.first()),
