@@ -232,8 +232,10 @@ struct GuestListPage {
             description = "Only registrations in this status."),
         ("ticket_type_id" = Option<Uuid>, Query, description = "Only this ticket type."),
         ("checked_in" = Option<bool>, Query,
-            description = "`true`: with a ticket checked in; `false`: with a ticket still to scan."),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+            description = "`true`: with a ticket checked in; `false`: with a ticket still to \
+                scan."),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]+$",
+            description = "`next_cursor` of the previous page."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100,
             description = "Registrations per page; default 20."),
         ("format" = inline(Option<names::Format>), Query,

@@ -178,7 +178,8 @@ struct ListingPage {
             description = "Only this city (exact, ignoring case)."),
         ("venue_id" = Option<Uuid>, Query, description = "Only events at this venue."),
         ("price_min" = Option<i64>, Query, minimum = 0,
-            description = "Only events whose cheapest ticket type costs at least this (minor units)."),
+            description = "Only events whose cheapest ticket type costs at least this (minor \
+                units)."),
         ("price_max" = Option<i64>, Query, minimum = 0,
             description = "Only events whose cheapest ticket type costs at most this (minor \
                 units); not below `price_min`."),
@@ -188,8 +189,9 @@ struct ListingPage {
         ("available" = Option<bool>, Query,
             description = "`true`: only published events with seats left; `false`: only the \
                 others (cancelled, or sold out)."),
-        ("sort" = inline(Option<names::ListingSort>), Query, description = "The order; default `starts_at`."),
-        ("cursor" = Option<String>, Query,
+        ("sort" = inline(Option<names::ListingSort>), Query,
+            description = "The order; default `starts_at`."),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]+$",
             description = "`next_cursor` of the previous page, issued for the same `sort`."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100,
             description = "Events per page; default 20."),
@@ -202,7 +204,8 @@ struct ListingPage {
         (status = 304, description = "`If-None-Match` names the current tag: nothing changed.",
             headers(("ETag" = String, description = "The current tag."))),
         (status = 400, description = "A parameter is unknown, repeated or malformed, `price_max` \
-            is below `price_min`, or the cursor was issued for another order (`validation_failed`).",
+            is below `price_min`, or the cursor was issued for another order \
+            (`validation_failed`).",
             body = Problem, content_type = "application/problem+json"),
     ),
 )]
@@ -658,16 +661,18 @@ pub(crate) struct AsOf {
     tag = "events",
     params(
         ("id" = Uuid, Path, description = "The event's id."),
-        ("as_of" = Option<String>, Query,
+        ("as_of" = Option<String>, Query, min_length = 1,
             description = "A log position (non-negative integer) or an RFC 3339 time."),
         ("If-None-Match" = Option<String>, Header,
             description = "An `ETag` of an earlier answer: 304 if the answer would be the same \
                 (not with `as_of`)."),
     ),
     responses(
-        (status = 200, description = "The event (with `as_of`: as it was, with the `as_of` member).",
+        (status = 200,
+            description = "The event (with `as_of`: as it was, with the `as_of` member).",
             body = EventJson,
-            headers(("ETag" = String, description = "Strong tag of this answer (not with `as_of`)."))),
+            headers(("ETag" = String,
+                description = "Strong tag of this answer (not with `as_of`)."))),
         (status = 304, description = "`If-None-Match` names the current tag: nothing changed.",
             headers(("ETag" = String, description = "The current tag."))),
         (status = 400, description = "`as_of` is malformed, past the log's head or in the future, \

@@ -175,7 +175,8 @@ struct TicketsPage {
     params(
         ("status" = inline(Option<names::RegistrationStatus>), Query,
             description = "Only registrations in this status."),
-        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]+$",
+            description = "`next_cursor` of the previous page."),
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 100,
             description = "Registrations per page; default 20."),
     ),
@@ -184,7 +185,8 @@ struct TicketsPage {
         (status = 400, description = "A parameter is unknown, repeated or malformed \
             (`validation_failed`).", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not signed in as an account: no or invalid credentials, or \
-            an API token (`unauthorized`).", body = Problem, content_type = "application/problem+json"),
+            an API token (`unauthorized`).",
+            body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])),
 )]

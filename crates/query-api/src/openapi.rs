@@ -46,10 +46,13 @@ const DOCS_PAGE: &str = include_str!("../../../assets/api-docs.html");
     components(schemas(Problem)),
     modifiers(&BearerScheme),
     tags(
-        (name = "events", description = "Published and cancelled events: the listing, one event, its seats."),
-        (name = "organizers", description = "An event's guest list and analytics, for its organization's members."),
+        (name = "events",
+            description = "Published and cancelled events: the listing, one event, its seats."),
+        (name = "organizers",
+            description = "An event's guest list and analytics, for its organization's members."),
         (name = "account", description = "What the signed-in account holds."),
-        (name = "audit", description = "Straight from the log: a stream's history, the log, the log live."),
+        (name = "audit",
+            description = "Straight from the log: a stream's history, the log, the log live."),
         (name = "service", description = "Health, projection progress, and this document."),
     )
 )]
@@ -270,7 +273,8 @@ async fn openapi_json() -> Result<Response, ApiError> {
     get,
     path = "/docs",
     tag = "service",
-    responses((status = 200, description = "The documentation page.", body = String, content_type = "text/html")),
+    responses((status = 200, description = "The documentation page.", body = String,
+        content_type = "text/html")),
 )]
 async fn docs() -> Html<&'static str> {
     Html(DOCS_PAGE)
