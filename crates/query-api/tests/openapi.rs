@@ -176,6 +176,14 @@ async fn the_served_document_is_openapi_3_1_and_every_operation_has_a_tag_a_summ
             responses.keys().any(|status| status.starts_with('2')),
             "{method} {path}: no success response"
         );
+        let bearer = operation["security"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()));
+        assert_eq!(
+            responses.contains_key("401"),
+            bearer,
+            "{method} {path}: answers 401 exactly when it takes a bearer token"
+        );
         for (status, response) in responses {
             if status.starts_with('4') || status.starts_with('5') {
                 assert!(
