@@ -161,10 +161,9 @@ async fn snapshots_of(app: &TestApp, stream: &str) -> i64 {
 #[tokio::test]
 async fn the_snapshot_interval_is_a_setting_and_changes_no_answer() {
     for (every, snapshotted) in [("2", true), ("0", false)] {
-        let mut app = spawn_app_with(
-            AppOptions::new(Backend::Sqlite).env("MARQUEE_SNAPSHOT_EVERY", every),
-        )
-        .await;
+        let mut app =
+            spawn_app_with(AppOptions::new(Backend::Sqlite).env("MARQUEE_SNAPSHOT_EVERY", every))
+                .await;
         let (event_id, small, _large, _) = published_event(&app).await;
         for n in 0..3 {
             assert_eq!(app.reserve(&event_id, &small, 2, n).await.status, 201);
