@@ -10,6 +10,10 @@
 //! person and is opened when read back ([`personal`]); erasing an account deletes the key
 //! ([`accounts`]).
 //!
+//! Each route is registered once, with its documentation: the OpenAPI 3.1 document
+//! ([`openapi()`]) is built from the same registrations as the router ([`openapi`] module), and
+//! served at `GET /openapi.json` with a page that renders it at `GET /docs`.
+//!
 //! What must not live here: business rules (they are in `marquee-domain`) and SQL (it is in
 //! `marquee-store`).
 
@@ -29,6 +33,8 @@ pub mod pipeline;
 pub mod venues;
 pub mod waitlist;
 pub mod webhooks;
+
+pub use openapi::openapi;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -151,8 +157,6 @@ pub fn router(state: CommandState) -> Router {
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
-
-pub use openapi::openapi;
 
 /// The command API bound to a socket, ready to serve.
 pub struct Application {
