@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, InfoBuilder, ObjectBuilder, OpenApi, Ref, RefOr,
@@ -20,6 +21,7 @@ use utoipa::openapi::{
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+use uuid::Uuid;
 
 use crate::CommandState;
 
@@ -63,8 +65,8 @@ const TAGS: &[(&str, &str)] = &[
 
 /// An RFC 9457 problem: every refusal and failure of the command API answers with one, as
 /// `application/problem+json`. Besides the standard members it carries a stable `code` and,
-/// for some codes, members that say more (e.g. `field` for `validation_failed`, `available`
-/// for `sold_out`, `retry_after` for `rate_limited`).
+/// for some codes, members that say more; which codes carry which is written on each member
+/// (see `crate::error`).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct Problem {
@@ -79,10 +81,66 @@ pub struct Problem {
     detail: String,
     /// Stable machine-readable code, e.g. `validation_failed`, `not_found`, `sold_out`.
     code: String,
-    /// The request field or header at fault (`validation_failed`).
+    /// The request field or header at fault (`validation_failed`), e.g. `title`,
+    /// `answers.diet`, `Idempotency-Key`.
     field: Option<String>,
     /// Seconds to wait before retrying (`rate_limited`; also in `Retry-After`).
     retry_after: Option<u64>,
+    /// Seats still available (`sold_out`, `seats_available`).
+    available: Option<u32>,
+    /// The capacity asked for (`capacity_exceeds_venue`, `capacity_below_sold`).
+    capacity: Option<u32>,
+    /// The venue's capacity (`capacity_exceeds_venue`).
+    venue_capacity: Option<u32>,
+    /// Seats sold (`capacity_below_sold`).
+    sold: Option<u32>,
+    /// The event's status (`invalid_state`).
+    event_status: Option<String>,
+    /// The registration's status (`not_payable`).
+    registration_status: Option<String>,
+    /// The waitlist entry's status (`not_on_waitlist`).
+    entry_status: Option<String>,
+    /// When sales open (`sales_not_open`).
+    opens_at: Option<DateTime<Utc>>,
+    /// When sales closed (`sales_closed`).
+    closed_at: Option<DateTime<Utc>>,
+    /// The cancellation deadline (`cancellation_closed`).
+    deadline: Option<DateTime<Utc>>,
+    /// When the hold expired (`hold_expired`).
+    expired_at: Option<DateTime<Utc>>,
+    /// When the ticket was first checked in (`already_redeemed`).
+    first_scanned_at: Option<DateTime<Utc>>,
+    /// The most seats per order (`order_limit_exceeded`).
+    max_per_order: Option<u32>,
+    /// The most seats per attendee (`attendee_limit_exceeded`).
+    max_per_attendee: Option<u32>,
+    /// Seats the attendee holds already (`attendee_limit_exceeded`).
+    already: Option<u32>,
+    /// The attendee's waitlist entry (`already_on_waitlist`).
+    entry_id: Option<Uuid>,
+    /// The registration an offer was claimed as (`offer_claimed`).
+    registration_id: Option<Uuid>,
+    /// The event that has the venue then (`schedule_conflict`), with its times.
+    conflicting_event_id: Option<Uuid>,
+    conflicting_starts_at: Option<DateTime<Utc>>,
+    conflicting_ends_at: Option<DateTime<Utc>>,
+    /// The declined payment (`payment_declined`).
+    payment_id: Option<String>,
+    /// Why the card was declined (`payment_declined`).
+    reason: Option<String>,
+    /// The refund now due for a payment that cannot be kept (`hold_expired`, `already_paid`,
+    /// `amount_mismatch`, `already_cancelled` answers of `…/pay` and the payment webhook).
+    refund: Option<ProblemRefund>,
+}
+
+/// A refund in a problem: the payment, its amount and why it is refunded.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ProblemRefund {
+    payment_id: String,
+    amount: schemas::Money,
+    /// E.g. `late_payment`, `duplicate_payment`, `amount_mismatch`.
+    reason: String,
 }
 
 /// Schemas of domain types the request and answer bodies carry.
