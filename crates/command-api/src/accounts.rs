@@ -28,7 +28,7 @@ use marquee_auth::{AuthError, Password, REFRESH_TTL, tokens};
 use marquee_domain::event::Event;
 use marquee_domain::user::UserCommand;
 use marquee_domain::{ERASED, OrganizationId, UserId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -239,13 +239,7 @@ async fn session_answer(
         .authenticator
         .issue_access(user_id, session_id, now)
         .map_err(auth_error)?;
-    Ok(json!({
-        "token_type": "Bearer",
-        "access_token": access_token,
-        "expires_in": tokens::ACCESS_TTL.num_seconds(),
-        "refresh_token": refresh_token,
-        "user_id": user_id,
-    }))
+    Session::new(access_token, refresh_token, user_id).into_json()
 }
 
 /// Signs in with e-mail address and password: a 15-minute access token and a refresh token.
@@ -349,13 +343,7 @@ async fn refresh(State(state): State<CommandState>, body: JsonBody<RefreshBody>)
             .authenticator
             .issue_access(user_id, session_id, now)
             .map_err(auth_error)?;
-        Ok::<_, ApiError>(json!({
-            "token_type": "Bearer",
-            "access_token": access_token,
-            "expires_in": tokens::ACCESS_TTL.num_seconds(),
-            "refresh_token": refresh_token,
-            "user_id": user_id,
-        }))
+        Session::new(access_token, refresh_token, user_id).into_json()
     }
     .await;
     match outcome {
@@ -396,7 +384,7 @@ async fn sign_out(
             .await
             .map_err(auth_error)?;
         state.auth.authenticator.forget_session(session_id);
-        Ok(json!({ "signed_out": true }))
+        Ok(json!(SignedOut { signed_out: true }))
     }
     .await;
     match outcome {
@@ -998,7 +986,7 @@ pub struct SignedUp {
 }
 
 /// A session's tokens, as `POST /v1/auth/login` and `/v1/auth/refresh` answer them.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct Session {
     /// Always `Bearer`.
     pub token_type: String,
@@ -1011,8 +999,24 @@ pub struct Session {
     pub user_id: Uuid,
 }
 
+impl Session {
+    fn new(access_token: String, refresh_token: String, user_id: UserId) -> Self {
+        Self {
+            token_type: "Bearer".to_owned(),
+            access_token,
+            expires_in: tokens::ACCESS_TTL.num_seconds(),
+            refresh_token,
+            user_id: user_id.0,
+        }
+    }
+
+    fn into_json(self) -> Result<serde_json::Value, ApiError> {
+        serde_json::to_value(self).map_err(|e| ApiError::Internal(format!("session: {e}")))
+    }
+}
+
 /// Answer of `POST /v1/auth/logout`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct SignedOut {
     pub signed_out: bool,
 }

@@ -14,7 +14,7 @@ use marquee_auth::{NewApiToken, tokens};
 use marquee_domain::organization::{OrganizationCommand, Role};
 use marquee_domain::user::UserCommand;
 use marquee_domain::{ApiTokenId, OrganizationId, UserId};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -505,21 +505,19 @@ async fn list_tokens(
             .api_tokens_of(organization_id.0)
             .await
             .map_err(auth_error)?;
-        let items: Vec<_> = tokens
+        let items = tokens
             .into_iter()
-            .map(|t| {
-                json!({
-                    "token_id": t.token_id,
-                    "name": t.name,
-                    "roles": t.roles,
-                    "created_by": t.created_by,
-                    "created_at": t.created_at,
-                    "last_used_at": t.last_used_at,
-                    "revoked_at": t.revoked_at,
-                })
+            .map(|t| TokenItem {
+                token_id: t.token_id,
+                name: t.name,
+                roles: t.roles,
+                created_by: t.created_by,
+                created_at: t.created_at,
+                last_used_at: t.last_used_at,
+                revoked_at: t.revoked_at,
             })
             .collect();
-        Ok::<_, ApiError>(json!({ "items": items }))
+        Ok::<_, ApiError>(json!(TokenList { items }))
     }
     .await;
     match outcome {
@@ -649,11 +647,12 @@ pub struct TokenCreated {
 }
 
 /// An API token, without its secret.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenItem {
     pub token_id: Uuid,
     pub name: String,
-    pub roles: Vec<RoleSchema>,
+    #[schema(value_type = Vec<RoleSchema>)]
+    pub roles: Vec<Role>,
     pub created_by: Uuid,
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
@@ -661,7 +660,7 @@ pub struct TokenItem {
 }
 
 /// Answer of `GET /v1/organizations/{organization_id}/tokens`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct TokenList {
     pub items: Vec<TokenItem>,
 }

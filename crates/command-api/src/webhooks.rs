@@ -18,7 +18,7 @@ use marquee_domain::organization::OrganizationCommand;
 use marquee_domain::{OrganizationId, WebhookId};
 use marquee_notifier::store::{DeliveryRecord, Endpoint};
 use marquee_notifier::{NewEndpoint, Webhooks};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -97,38 +97,42 @@ async fn endpoint_of(
 }
 
 fn endpoint_json(endpoint: &Endpoint) -> Value {
-    json!({
-        "webhook_id": endpoint.webhook_id,
-        "organization_id": endpoint.organization_id,
-        "url": endpoint.url,
-        "fact_types": endpoint.fact_types,
-        "status": endpoint.status,
-        "disabled_reason": endpoint.disabled_reason,
-        "created_by": endpoint.created_by,
-        "created_at": endpoint.created_at,
+    json!(WebhookEndpoint {
+        webhook_id: endpoint.webhook_id,
+        organization_id: endpoint.organization_id,
+        url: endpoint.url.clone(),
+        fact_types: endpoint.fact_types.clone(),
+        status: endpoint.status.clone(),
+        disabled_reason: endpoint.disabled_reason.clone(),
+        created_by: endpoint.created_by.clone(),
+        created_at: endpoint.created_at,
     })
 }
 
 fn delivery_json(delivery: &DeliveryRecord) -> Value {
-    json!({
-        "delivery_id": delivery.delivery_id,
-        "fact_id": delivery.fact_id,
-        "fact_type": delivery.kind,
-        "position": delivery.position,
-        "status": delivery.status,
-        "attempts": delivery.attempts,
-        "last_status": delivery.last_status,
-        "last_error": delivery.last_error,
-        "next_attempt_at": delivery.next_attempt_at,
-        "created_at": delivery.created_at,
-        "sent_at": delivery.sent_at,
-        "attempt_log": delivery.attempt_log.iter().map(|a| json!({
-            "attempt": a.attempt,
-            "at": a.started_at,
-            "outcome": a.outcome,
-            "status": a.status_code,
-            "error": a.error,
-        })).collect::<Vec<_>>(),
+    json!(Delivery {
+        delivery_id: delivery.delivery_id,
+        fact_id: delivery.fact_id,
+        fact_type: delivery.kind.clone(),
+        position: delivery.position,
+        status: delivery.status.clone(),
+        attempts: delivery.attempts,
+        last_status: delivery.last_status,
+        last_error: delivery.last_error.clone(),
+        next_attempt_at: delivery.next_attempt_at,
+        created_at: delivery.created_at,
+        sent_at: delivery.sent_at,
+        attempt_log: delivery
+            .attempt_log
+            .iter()
+            .map(|a| DeliveryAttempt {
+                attempt: a.attempt,
+                at: a.started_at,
+                outcome: a.outcome.clone(),
+                status: a.status_code,
+                error: a.error.clone(),
+            })
+            .collect(),
     })
 }
 
@@ -359,7 +363,10 @@ async fn ping(
             .ping(&endpoint, state.engine.now())
             .await
             .map_err(notifier_error)?;
-        Ok::<_, ApiError>(json!({ "webhook_id": endpoint.webhook_id, "delivery_id": delivery_id }))
+        Ok::<_, ApiError>(json!(PingQueued {
+            webhook_id: endpoint.webhook_id,
+            delivery_id,
+        }))
     }
     .await;
     match outcome {
@@ -417,7 +424,7 @@ async fn deliveries(
 }
 
 /// An outgoing webhook endpoint.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct WebhookEndpoint {
     pub webhook_id: Uuid,
     pub organization_id: Uuid,
@@ -458,14 +465,14 @@ pub struct WebhookRemoved {
 }
 
 /// Answer of `POST …/webhooks/{webhook_id}/ping`.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct PingQueued {
     pub webhook_id: Uuid,
     pub delivery_id: Uuid,
 }
 
 /// One attempt to deliver.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct DeliveryAttempt {
     pub attempt: u32,
     pub at: DateTime<Utc>,
@@ -476,7 +483,7 @@ pub struct DeliveryAttempt {
 }
 
 /// One delivery of a fact (or a ping) to the endpoint.
-#[derive(ToSchema)]
+#[derive(Serialize, ToSchema)]
 pub struct Delivery {
     pub delivery_id: Uuid,
     pub fact_id: Uuid,
