@@ -76,9 +76,13 @@ async fn whole_run(app: &TestApp) -> Vec<String> {
         )
         .await;
     secrets.push(integration.token.clone());
-    if let Some((_, random)) = integration.token.rsplit_once('_') {
-        secrets.push(random.to_owned());
-    }
+    // `mqt_<id>_<secret>`: the id is hex, the secret base64url (which may hold `_` itself).
+    let (_, random) = integration
+        .token
+        .strip_prefix("mqt_")
+        .and_then(|rest| rest.split_once('_'))
+        .expect("mqt_<id>_<secret>");
+    secrets.push(random.to_owned());
     let venue = app
         .post_as(
             Some(&integration.token),

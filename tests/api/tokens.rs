@@ -464,8 +464,13 @@ async fn api_tokens(backend: Backend) {
         .assert_problem(403, "forbidden");
 
     // A token with a secret that is not its own, and a revoked one, are refused.
-    let (prefix, _) = organizer.token.rsplit_once('_').expect("mqt_<id>_<secret>");
-    let wrong_secret = format!("{prefix}_{}", "A".repeat(43));
+    // `mqt_<id>_<secret>`: the id is hex, the secret base64url (which may hold `_` itself).
+    let (id, _) = organizer
+        .token
+        .strip_prefix("mqt_")
+        .and_then(|rest| rest.split_once('_'))
+        .expect("mqt_<id>_<secret>");
+    let wrong_secret = format!("mqt_{id}_{}", "A".repeat(43));
     reserve(wrong_secret)
         .await
         .assert_problem(401, "unauthorized");
