@@ -629,6 +629,38 @@ impl AuthStore {
         Ok(keys)
     }
 
+    /// Stores a key for each of these persons that has no row yet, in one statement per few
+    /// hundred (so one commit for a whole batch of new attendees, not one each). Rows that
+    /// exist (a key another process made first, or an erasure mark) are left alone: read the
+    /// keys back with [`AuthStore::person_keys`] to learn what is stored.
+    pub(crate) async fn create_person_keys(
+        &self,
+        keys: &[(&str, [u8; 32])],
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        let now = time_text(now);
+        for chunk in keys.chunks(KEYS_PER_QUERY) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, ${}, ${})", 3 * i + 1, 3 * i + 2, 3 * i + 3))
+                .collect();
+            // Only placeholders are spliced in; every value is bound.
+            let sql = format!(
+                "INSERT INTO person_keys (person_id, key, created_at) VALUES {} \
+                 ON CONFLICT (person_id) DO NOTHING",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (person_id, key) in chunk {
+                query = query
+                    .bind(*person_id)
+                    .bind(hex::encode(key))
+                    .bind(now.clone());
+            }
+            query.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// Stores `key` for the person unless a row exists already, and returns what is stored
     /// then: `key`, another process's key that won the race, or [`PersonKey::Erased`].
     pub(crate) async fn create_person_key(

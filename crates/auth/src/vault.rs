@@ -184,6 +184,48 @@ impl Vault {
         ))
     }
 
+    /// Makes sure each of these persons has a key, ready in this vault's cache: keys not cached
+    /// are read with one query, and the persons without one get theirs in one more statement
+    /// (one commit for all of them). Sealing for them afterwards asks the database nothing
+    /// while the cache holds the keys. Erased persons stay erased; invalid person ids are
+    /// refused before anything is written.
+    pub async fn prepare(&self, person_ids: &[&str]) -> Result<(), AuthError> {
+        for person_id in person_ids {
+            check_person_id(person_id)?;
+        }
+        let mut missing: Vec<&str> = Vec::new();
+        for person_id in person_ids {
+            if self.cached(person_id).is_none() && !missing.contains(person_id) {
+                missing.push(person_id);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let stored = self.inner.store.person_keys(&missing).await?;
+        let fresh: Vec<(&str, [u8; 32])> = missing
+            .iter()
+            .filter(|person_id| !stored.contains_key(**person_id))
+            .map(|person_id| (*person_id, rand::random::<[u8; 32]>()))
+            .collect();
+        for (person_id, key) in &stored {
+            self.remember(person_id, *key);
+        }
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        self.inner
+            .store
+            .create_person_keys(&fresh, Utc::now())
+            .await?;
+        // What is stored now: ours, or what another process stored first.
+        let created: Vec<&str> = fresh.iter().map(|(person_id, _)| *person_id).collect();
+        for (person_id, key) in self.inner.store.person_keys(&created).await? {
+            self.remember(&person_id, key);
+        }
+        Ok(())
+    }
+
     /// Opens one stored value: [`Opened::Plain`] with the text (or the value itself if it was
     /// never sealed), [`Opened::Erased`] if its person's key is gone. A value in the sealed
     /// format that is malformed or does not decrypt (tampered with) is [`AuthError::BadSeal`].

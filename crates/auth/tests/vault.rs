@@ -19,6 +19,7 @@ on_every_backend!(
     a_tampered_sealed_value_is_an_error_not_a_panic,
     a_batch_opens_with_one_result_per_value,
     two_processes_sealing_for_a_new_person_agree_on_one_key,
+    keys_readied_for_many_persons_at_once_are_the_ones_every_process_uses,
 );
 
 /// A vault on its own pool, as another process would have.
@@ -222,4 +223,59 @@ async fn two_processes_sealing_for_a_new_person_agree_on_one_key(url: &str) {
     let (a, b) = (a.expect("seal"), b.expect("seal"));
     assert_eq!(two.open(&a).await, Ok(plain("from one")));
     assert_eq!(one.open(&b).await, Ok(plain("from two")));
+}
+
+/// A well-formed sealed value for `person` that no key decrypts: it opens as erased only when
+/// the database holds no key for the person.
+fn probe(person: &str) -> String {
+    format!("sealed:v1:{person}:AAAAAAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAA")
+}
+
+async fn keys_readied_for_many_persons_at_once_are_the_ones_every_process_uses(url: &str) {
+    let here = open_vault(url).await;
+    let ada = here.person_id("ada@example.com");
+    let eve = here.person_id("eve@example.com");
+    let (bob, cy) = (
+        here.person_id("bob@example.com"),
+        here.person_id("cy@example.com"),
+    );
+    let sealed_for_ada = here.seal(&ada, "Ada").await.expect("seal");
+    here.erase(&eve).await.expect("erase");
+
+    // Another process readies keys for a known person, two new ones (one named twice) and an
+    // erased one, all at once.
+    let there = open_vault(url).await;
+    there
+        .prepare(&[&ada, &bob, &cy, &eve, &bob])
+        .await
+        .expect("prepare");
+    // The known person's key is the one already stored.
+    assert_eq!(there.open(&sealed_for_ada).await, Ok(plain("Ada")));
+    let for_ada = there.seal(&ada, "Ada again").await.expect("seal");
+    assert_eq!(here.open(&for_ada).await, Ok(plain("Ada again")));
+    // The new persons' keys are stored: a third process, reading the database every time,
+    // opens what was sealed with them.
+    let elsewhere = open_vault(url).await.with_key_cache_ttl(Duration::ZERO);
+    for (person, text) in [(&bob, "Bob"), (&cy, "Cy")] {
+        let sealed = there.seal(person, text).await.expect("seal");
+        assert_eq!(elsewhere.open(&sealed).await, Ok(plain(text)));
+    }
+    // Readying a key makes no erased person live again.
+    assert_eq!(there.seal(&eve, "Eve").await, Err(AuthError::PersonErased));
+    // Readying the same persons again, in a process that raced to make them, changes nothing.
+    open_vault(url)
+        .await
+        .prepare(&[&bob, &cy])
+        .await
+        .expect("prepare again");
+    let sealed_for_bob = there.seal(&bob, "Bob").await.expect("seal");
+    assert_eq!(elsewhere.open(&sealed_for_bob).await, Ok(plain("Bob")));
+
+    // An invalid person id refuses the whole call before anything is stored.
+    let dan = here.person_id("dan@example.com");
+    assert_eq!(
+        there.prepare(&[&dan, "not a person id!"]).await,
+        Err(AuthError::InvalidPersonId)
+    );
+    assert_eq!(elsewhere.open(&probe(&dan)).await, Ok(Opened::Erased));
 }

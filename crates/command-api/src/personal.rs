@@ -253,22 +253,17 @@ pub(crate) async fn seal(vault: &Vault, documents: Vec<Document<'_>>) -> Result<
     Ok(())
 }
 
-/// Reads the keys of `persons` into the vault's cache with one query (per few hundred), so
-/// that sealing a batch of facts or a snapshot of many attendees does not ask the database
-/// once per person. The vault reads keys in batches only to open values, so it is asked to
-/// open a well-formed value per person that no key decrypts; the answers are of no interest
-/// (and persons without a key yet get one when their first value is sealed).
+/// Readies the keys of `persons` in the vault's cache: one query reads those that exist and
+/// one statement creates the rest (see [`Vault::prepare`]), so sealing a batch of facts with
+/// many new attendees, or a snapshot of many attendees, commits no key per person. If it fails,
+/// sealing reads and creates the keys one by one and reports the error itself.
 async fn warm_keys(vault: &Vault, persons: &[String]) {
-    if persons.len() < 2 {
+    if persons.is_empty() {
         return;
     }
-    // 12 zero bytes of nonce and 16 of tag, base64url: parses, never decrypts.
-    let probes: Vec<String> = persons
-        .iter()
-        .map(|person| format!("{SEALED_PREFIX}{person}:AAAAAAAAAAAAAAAA:AAAAAAAAAAAAAAAAAAAAAA"))
-        .collect();
-    if let Err(e) = vault.open_many(&probes).await {
-        tracing::debug!(error = %e, "could not read personal keys ahead; sealing reads them one by one");
+    let persons: Vec<&str> = persons.iter().map(String::as_str).collect();
+    if let Err(e) = vault.prepare(&persons).await {
+        tracing::debug!(error = %e, "could not ready personal keys ahead; sealing makes them one by one");
     }
 }
 
