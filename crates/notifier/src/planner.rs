@@ -163,8 +163,11 @@ impl Planner {
                 continue;
             };
             let before = self.world.event_before(&fact.stream, fact.revision).await?;
-            let after = marquee_domain::event::evolve(before.clone(), &event_fact);
-            let mails = mails_for(fact, &event_fact, &before, &after, now);
+            // Copied only for the facts whose mails read the state before them; the others
+            // evolve it in place (copying a large event per fact made a rush quadratic).
+            let kept = mailed_from_state_before(&event_fact).then(|| before.clone());
+            let after = marquee_domain::event::evolve(before, &event_fact);
+            let mails = mails_for(fact, &event_fact, kept.as_ref(), &after, now);
             if !mails.is_empty() {
                 let info = self.event_info(&after).await?;
                 for mail in mails {
@@ -313,10 +316,23 @@ impl Planner {
 
 /// The e-mails one event fact calls for; see the [module docs](self). `before` and `after`
 /// are the event just before and just after the fact.
+/// Whether [`mails_for`] reads the event as it was before `fact`: it is given that state only
+/// for these facts.
+fn mailed_from_state_before(fact: &EventFact) -> bool {
+    matches!(
+        fact,
+        EventFact::RegistrationCancelled { .. }
+            | EventFact::EventRescheduled { .. }
+            | EventFact::EventCancelled { .. }
+    )
+}
+
+/// The e-mails `fact` calls for. `before` is the event before the fact, given only when
+/// [`mailed_from_state_before`] says so; `after` the event with the fact.
 fn mails_for(
     recorded: &RecordedFact,
     fact: &EventFact,
-    before: &Event,
+    before: Option<&Event>,
     after: &Event,
     now: DateTime<Utc>,
 ) -> Vec<Mail> {
@@ -413,9 +429,9 @@ fn mails_for(
             .collect(),
         EventFact::RegistrationCancelled {
             registration_id, ..
-        } if before.status != marquee_domain::event::EventStatus::Cancelled => before
-            .registrations
-            .get(registration_id)
+        } => before
+            .filter(|before| before.status != marquee_domain::event::EventStatus::Cancelled)
+            .and_then(|before| before.registrations.get(registration_id))
             .map(|r| {
                 let mut mail = Mail::new(
                     "registration_cancelled",
@@ -450,14 +466,18 @@ fn mails_for(
             .collect(),
         EventFact::EventRescheduled {
             previous_starts_at, ..
-        } => attendees(before, |s| s.is_active())
+        } => before
+            .map(|before| attendees(before, |s| s.is_active()))
+            .unwrap_or_default()
             .into_iter()
             .map(|(name, email, _)| {
                 Mail::new("event_rescheduled", &name, &email, now)
                     .time("previous_starts", *previous_starts_at)
             })
             .collect(),
-        EventFact::EventCancelled { reason, .. } => attendees(before, |s| s.is_active())
+        EventFact::EventCancelled { reason, .. } => before
+            .map(|before| attendees(before, |s| s.is_active()))
+            .unwrap_or_default()
             .into_iter()
             .map(|(name, email, _)| {
                 Mail::new("event_cancelled", &name, &email, now)

@@ -110,10 +110,13 @@ impl World {
         stream: &str,
         revision: u64,
     ) -> Result<Event, NotifierError> {
-        if let Some((at, state)) = self.events.get(stream)
+        // Taken out of the cache, not copied: an event's state grows with its registrations,
+        // and the caller gives the state after the fact back (`remember`). If it never does
+        // (an error in between), the next call folds the stream from the log.
+        if let Some((at, state)) = self.events.remove(stream)
             && at + 1 == revision
         {
-            return Ok(state.clone());
+            return Ok(state);
         }
         let mut state = Event::default();
         let mut from = 0;
