@@ -661,30 +661,6 @@ impl AuthStore {
         Ok(())
     }
 
-    /// Stores `key` for the person unless a row exists already, and returns what is stored
-    /// then: `key`, another process's key that won the race, or [`PersonKey::Erased`].
-    pub(crate) async fn create_person_key(
-        &self,
-        person_id: &str,
-        key: &[u8; 32],
-        now: DateTime<Utc>,
-    ) -> Result<PersonKey, AuthError> {
-        sqlx::query(
-            "INSERT INTO person_keys (person_id, key, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (person_id) DO NOTHING",
-        )
-        .bind(person_id)
-        .bind(hex::encode(key))
-        .bind(time_text(now))
-        .execute(&self.pool)
-        .await?;
-        let row = sqlx::query("SELECT key FROM person_keys WHERE person_id = $1")
-            .bind(person_id)
-            .fetch_one(&self.pool)
-            .await?;
-        person_key_col(&row, person_id)
-    }
-
     /// Deletes the person's key for good, leaving the mark that it was erased (so no new key is
     /// ever made for this person id). Erasing a person who has no key yet marks them too.
     pub(crate) async fn erase_person_key(

@@ -148,17 +148,11 @@ impl Vault {
         let key = match self.cached(person_id) {
             Some(key) => key,
             None => {
-                let stored = self.inner.store.person_keys(&[person_id]).await?;
-                let key = match stored.get(person_id) {
-                    Some(key) => *key,
-                    None => {
-                        let fresh = rand::random::<[u8; 32]>();
-                        self.inner
-                            .store
-                            .create_person_key(person_id, &fresh, Utc::now())
-                            .await?
-                    }
-                };
+                let key = self
+                    .load_or_create(&[person_id])
+                    .await?
+                    .remove(person_id)
+                    .ok_or(sqlx::Error::RowNotFound)?;
                 self.remember(person_id, key);
                 key
             }
@@ -202,28 +196,35 @@ impl Vault {
         if missing.is_empty() {
             return Ok(());
         }
-        let stored = self.inner.store.person_keys(&missing).await?;
-        let fresh: Vec<(&str, [u8; 32])> = missing
+        for (person_id, key) in self.load_or_create(&missing).await? {
+            self.remember(&person_id, key);
+        }
+        Ok(())
+    }
+
+    /// The stored keys of these persons, storing a fresh one first for each that has none: one
+    /// query, plus one statement and one more query when someone is new. A key another process
+    /// stored first, or an erasure mark, is what comes back for its person.
+    async fn load_or_create(
+        &self,
+        person_ids: &[&str],
+    ) -> Result<HashMap<String, PersonKey>, AuthError> {
+        let mut stored = self.inner.store.person_keys(person_ids).await?;
+        let fresh: Vec<(&str, [u8; 32])> = person_ids
             .iter()
             .filter(|person_id| !stored.contains_key(**person_id))
             .map(|person_id| (*person_id, rand::random::<[u8; 32]>()))
             .collect();
-        for (person_id, key) in &stored {
-            self.remember(person_id, *key);
-        }
         if fresh.is_empty() {
-            return Ok(());
+            return Ok(stored);
         }
         self.inner
             .store
             .create_person_keys(&fresh, Utc::now())
             .await?;
-        // What is stored now: ours, or what another process stored first.
         let created: Vec<&str> = fresh.iter().map(|(person_id, _)| *person_id).collect();
-        for (person_id, key) in self.inner.store.person_keys(&created).await? {
-            self.remember(&person_id, key);
-        }
-        Ok(())
+        stored.extend(self.inner.store.person_keys(&created).await?);
+        Ok(stored)
     }
 
     /// Opens one stored value: [`Opened::Plain`] with the text (or the value itself if it was

@@ -314,8 +314,6 @@ impl Planner {
     }
 }
 
-/// The e-mails one event fact calls for; see the [module docs](self). `before` and `after`
-/// are the event just before and just after the fact.
 /// Whether [`mails_for`] reads the event as it was before `fact`: it is given that state only
 /// for these facts.
 fn mailed_from_state_before(fact: &EventFact) -> bool {
@@ -327,8 +325,9 @@ fn mailed_from_state_before(fact: &EventFact) -> bool {
     )
 }
 
-/// The e-mails `fact` calls for. `before` is the event before the fact, given only when
-/// [`mailed_from_state_before`] says so; `after` the event with the fact.
+/// The e-mails one event fact calls for; see the [module docs](self). `after` is the event
+/// just after the fact; `before` the event just before it, given only when
+/// [`mailed_from_state_before`] says so.
 fn mails_for(
     recorded: &RecordedFact,
     fact: &EventFact,

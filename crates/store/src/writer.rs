@@ -285,7 +285,7 @@ mod tests {
     /// every batch it is handed, and holds its first batch until the test opens `gate` (so the
     /// jobs queued meanwhile are certain to form the next batch together).
     struct FakeSink {
-        batches: Arc<Mutex<Vec<Vec<String>>>>,
+        batches: Batches,
         gate: Arc<Semaphore>,
         first: AtomicBool,
         head: Mutex<u64>,
@@ -328,6 +328,25 @@ mod tests {
         }
     }
 
+    /// Batches as the fake sink saw them: the streams of each, in order.
+    type Batches = Arc<Mutex<Vec<Vec<String>>>>;
+
+    /// A writer (batches of up to 16 jobs) over a [`FakeSink`] whose writes take `write_time`,
+    /// with what the sink saw and the gate that holds its first batch.
+    fn fake_writer(write_time: Duration) -> (Arc<GroupCommit>, Batches, Arc<Semaphore>) {
+        let batches = Batches::default();
+        let gate = Arc::new(Semaphore::new(0));
+        let sink = FakeSink {
+            batches: batches.clone(),
+            gate: gate.clone(),
+            first: AtomicBool::new(true),
+            head: Mutex::new(0),
+            write_time,
+        };
+        let commit = GroupCommit::spawn(sink, Arc::new(watch::Sender::new(0)), 16);
+        (Arc::new(commit), batches, gate)
+    }
+
     fn request(stream: &str) -> AppendRequest {
         AppendRequest {
             stream: stream.into(),
@@ -345,20 +364,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_batch_is_retried_unit_by_unit_keeping_each_atomic_group_whole() {
-        let batches = Arc::new(Mutex::new(Vec::new()));
-        let gate = Arc::new(Semaphore::new(0));
-        let sink = FakeSink {
-            batches: batches.clone(),
-            gate: gate.clone(),
-            first: AtomicBool::new(true),
-            head: Mutex::new(0),
-            write_time: Duration::ZERO,
-        };
-        let commit = Arc::new(GroupCommit::spawn(
-            sink,
-            Arc::new(watch::Sender::new(0)),
-            16,
-        ));
+        let (commit, batches, gate) = fake_writer(Duration::ZERO);
         let batch_count = || batches.lock().expect("batches").len();
 
         // The first append occupies the writer at the gate.
@@ -458,20 +464,7 @@ mod tests {
     // only when the test lets it, never because the machine was slow.
     #[tokio::test(start_paused = true)]
     async fn after_a_large_batch_the_writer_waits_a_moment_for_the_next_to_fill() {
-        let batches = Arc::new(Mutex::new(Vec::new()));
-        let gate = Arc::new(Semaphore::new(0));
-        let sink = FakeSink {
-            batches: batches.clone(),
-            gate: gate.clone(),
-            first: AtomicBool::new(true),
-            head: Mutex::new(0),
-            write_time: Duration::from_millis(4),
-        };
-        let commit = Arc::new(GroupCommit::spawn(
-            sink,
-            Arc::new(watch::Sender::new(0)),
-            16,
-        ));
+        let (commit, batches, gate) = fake_writer(Duration::from_millis(4));
         let sizes = || {
             batches
                 .lock()
